@@ -1,0 +1,2 @@
+//! rustcached library (work in progress).
+pub mod storage;

@@ -1,0 +1,274 @@
+//! The item header and its accessors: how one cached item is laid out inside a slab chunk.
+//!
+//! Owns: the byte layout of an item (`HEADER` bytes of metadata, then the key, then the value)
+//! and the only raw-pointer reads and writes of item memory. Knows nothing of locks, shards or
+//! protocols; the rules for *when* each field may be touched are stated here and kept by
+//! `storage::Store`:
+//!
+//! * `state`, `bits`, `exptime`, `atime` are atomics: any thread may read or update them.
+//! * `klen`, `class` and the key bytes are written once while the chunk is RESERVED (owned by
+//!   one thread) and are immutable while it is LINKED; the evictor and the page mover read them
+//!   while holding the class lock or while the page is draining, when the chunk cannot be
+//!   reallocated.
+//! * `cas`, `vlen`, `flags` and the value bytes are written while RESERVED, or while LINKED by
+//!   the holder of the item's shard lock, and read under that lock.
+//!
+//! Layout (28 bytes, then key, then value; chunks are 8-aligned):
+//! ```text
+//!  0 cas u64 | 8 exptime u32 | 12 atime u32 | 16 vlen u32 | 20 flags u32
+//! 24 state u8 | 25 bits u8 | 26 klen u8 | 27 class u8 | 28 key.. | value..
+//! ```
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+/// Bytes of metadata before the key.
+pub const HEADER: usize = 28;
+
+const OFF_CAS: usize = 0;
+const OFF_EXPTIME: usize = 8;
+const OFF_ATIME: usize = 12;
+const OFF_VLEN: usize = 16;
+const OFF_FLAGS: usize = 20;
+const OFF_STATE: usize = 24;
+const OFF_BITS: usize = 25;
+const OFF_KLEN: usize = 26;
+const OFF_CLASS: usize = 27;
+
+/// Chunk state: on no list, owned by nobody (free list or uncarved).
+pub const STATE_FREE: u8 = 0;
+/// Allocated by one thread that is filling it; not reachable through the index.
+pub const STATE_RESERVED: u8 = 1;
+/// Reachable through its shard's index.
+pub const STATE_LINKED: u8 = 2;
+
+/// Accessed since the eviction hand last passed (second chance).
+pub const BIT_ACTIVE: u8 = 1;
+/// Fetched at least once since stored (meta `h`, `expired_unfetched`, `evicted_unfetched`).
+pub const BIT_FETCHED: u8 = 2;
+/// Marked stale by a meta invalidation (`X`).
+pub const BIT_STALE: u8 = 4;
+/// A client already won the right to recache this item (`W` sent, later fetches see `Z`).
+pub const BIT_TOKEN_SENT: u8 = 8;
+
+/// A pointer to the start of an item's chunk.
+///
+/// Only `storage` creates these, from chunks of live slab pages, so the pointer is always
+/// valid for at least `HEADER + klen + vlen` bytes (the chunk size) for the life of the store;
+/// pages are never returned to the OS while the store exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItemPtr(NonNull<u8>);
+
+// SAFETY: an ItemPtr is an address into slab memory shared by all threads; which thread may
+// touch which bytes is governed by the locking rules in the module docs.
+unsafe impl Send for ItemPtr {}
+unsafe impl Sync for ItemPtr {}
+
+impl ItemPtr {
+    /// Wrap the start of a chunk.
+    ///
+    /// # Safety
+    /// `p` must point to a chunk of slab memory that is 8-aligned and stays allocated for as
+    /// long as the returned pointer is used.
+    pub unsafe fn from_raw(p: NonNull<u8>) -> ItemPtr {
+        ItemPtr(p)
+    }
+
+    #[inline]
+    fn at(self, off: usize) -> *mut u8 {
+        // SAFETY: every offset used is inside the chunk (see the type's invariant).
+        unsafe { self.0.as_ptr().add(off) }
+    }
+
+    #[inline]
+    fn atomic_u32(self, off: usize) -> &'static AtomicU32 {
+        // SAFETY: the offsets are 4-aligned inside an 8-aligned chunk that outlives every use;
+        // these fields are only ever accessed atomically.
+        unsafe { &*(self.at(off) as *const AtomicU32) }
+    }
+
+    #[inline]
+    fn atomic_u8(self, off: usize) -> &'static AtomicU8 {
+        // SAFETY: as above; u8 needs no alignment.
+        unsafe { &*(self.at(off) as *const AtomicU8) }
+    }
+
+    #[inline]
+    fn read_u32(self, off: usize) -> u32 {
+        // SAFETY: in-bounds aligned read; the caller holds the right per the module rules.
+        unsafe { std::ptr::read(self.at(off) as *const u32) }
+    }
+
+    #[inline]
+    fn write_u32(self, off: usize, v: u32) {
+        // SAFETY: in-bounds aligned write; the caller holds the right per the module rules.
+        unsafe { std::ptr::write(self.at(off) as *mut u32, v) }
+    }
+
+    /// Write a whole new item into a RESERVED chunk (the caller owns it exclusively).
+    /// `value_len` bytes of value space are left for `value_mut` to fill.
+    pub fn init(self, class: u8, key: &[u8], flags: u32, exptime: u32, now: u32, value_len: usize) {
+        debug_assert!(key.len() <= u8::MAX as usize);
+        // SAFETY: the chunk is RESERVED (exclusively ours) and at least HEADER + key + value
+        // bytes long because the caller chose the class from that size.
+        unsafe {
+            std::ptr::write(self.at(OFF_CAS) as *mut u64, 0);
+            std::ptr::copy_nonoverlapping(key.as_ptr(), self.at(HEADER), key.len());
+        }
+        self.atomic_u32(OFF_EXPTIME).store(exptime, Ordering::Relaxed);
+        self.atomic_u32(OFF_ATIME).store(now, Ordering::Relaxed);
+        self.write_u32(OFF_VLEN, value_len as u32);
+        self.write_u32(OFF_FLAGS, flags);
+        self.atomic_u8(OFF_BITS).store(0, Ordering::Relaxed);
+        // SAFETY: exclusive, in bounds.
+        unsafe {
+            *self.at(OFF_KLEN) = key.len() as u8;
+            *self.at(OFF_CLASS) = class;
+        }
+    }
+
+    /// Chunk state (FREE / RESERVED / LINKED).
+    #[inline]
+    pub fn state(self) -> u8 {
+        self.atomic_u8(OFF_STATE).load(Ordering::Acquire)
+    }
+
+    #[inline]
+    pub fn set_state(self, s: u8) {
+        self.atomic_u8(OFF_STATE).store(s, Ordering::Release)
+    }
+
+    #[inline]
+    pub fn bits(self) -> u8 {
+        self.atomic_u8(OFF_BITS).load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub fn set_bits(self, b: u8) {
+        self.atomic_u8(OFF_BITS).fetch_or(b, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn clear_bits(self, b: u8) {
+        self.atomic_u8(OFF_BITS).fetch_and(!b, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn exptime(self) -> u32 {
+        self.atomic_u32(OFF_EXPTIME).load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub fn set_exptime(self, t: u32) {
+        self.atomic_u32(OFF_EXPTIME).store(t, Ordering::Relaxed)
+    }
+
+    /// Last access (or store) time, relative seconds.
+    #[inline]
+    pub fn atime(self) -> u32 {
+        self.atomic_u32(OFF_ATIME).load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub fn set_atime(self, t: u32) {
+        self.atomic_u32(OFF_ATIME).store(t, Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub fn cas(self) -> u64 {
+        // SAFETY: aligned in-bounds read under the shard lock (module rules).
+        unsafe { std::ptr::read(self.at(OFF_CAS) as *const u64) }
+    }
+
+    #[inline]
+    pub fn set_cas(self, cas: u64) {
+        // SAFETY: aligned in-bounds write under the shard lock or while RESERVED.
+        unsafe { std::ptr::write(self.at(OFF_CAS) as *mut u64, cas) }
+    }
+
+    #[inline]
+    pub fn flags(self) -> u32 {
+        self.read_u32(OFF_FLAGS)
+    }
+
+    #[inline]
+    pub fn vlen(self) -> usize {
+        self.read_u32(OFF_VLEN) as usize
+    }
+
+    #[inline]
+    pub fn klen(self) -> usize {
+        // SAFETY: immutable while linked; in bounds.
+        unsafe { *self.at(OFF_KLEN) as usize }
+    }
+
+    /// Slab class the chunk belongs to.
+    #[inline]
+    pub fn class(self) -> u8 {
+        // SAFETY: immutable while the chunk is allocated; in bounds.
+        unsafe { *self.at(OFF_CLASS) }
+    }
+
+    /// Bytes this item occupies (header + key + value), as reported in `bytes`.
+    #[inline]
+    pub fn total(self) -> usize {
+        HEADER + self.klen() + self.vlen()
+    }
+
+    #[inline]
+    pub fn key<'a>(self) -> &'a [u8] {
+        // SAFETY: the key is immutable while the chunk is allocated; callers only hold the
+        // slice while the item cannot be freed and reused (module rules).
+        unsafe { std::slice::from_raw_parts(self.at(HEADER), self.klen()) }
+    }
+
+    #[inline]
+    pub fn value<'a>(self) -> &'a [u8] {
+        // SAFETY: read under the shard lock; the returned slice must not outlive it.
+        unsafe { std::slice::from_raw_parts(self.at(HEADER + self.klen()), self.vlen()) }
+    }
+
+    /// The value bytes, for filling a RESERVED item or rewriting a LINKED one in place under
+    /// its shard lock.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub fn value_mut<'a>(self) -> &'a mut [u8] {
+        // SAFETY: exclusive access per the module rules; in bounds.
+        unsafe { std::slice::from_raw_parts_mut(self.at(HEADER + self.klen()), self.vlen()) }
+    }
+}
+
+/// Bytes a chunk needs for an item with this key and value.
+#[inline]
+pub fn item_size(klen: usize, vlen: usize) -> usize {
+    HEADER + klen + vlen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip() {
+        let mut mem = vec![0u64; 32];
+        let p = NonNull::new(mem.as_mut_ptr() as *mut u8).unwrap();
+        // SAFETY: `mem` is 8-aligned, 256 bytes, and outlives `it`.
+        let it = unsafe { ItemPtr::from_raw(p) };
+        it.set_state(STATE_RESERVED);
+        it.init(3, b"hello", 0xdead_beef, 77, 5, 4);
+        it.value_mut().copy_from_slice(b"abcd");
+        it.set_cas(42);
+        assert_eq!(it.key(), b"hello");
+        assert_eq!(it.value(), b"abcd");
+        assert_eq!(it.flags(), 0xdead_beef);
+        assert_eq!(it.exptime(), 77);
+        assert_eq!(it.atime(), 5);
+        assert_eq!(it.cas(), 42);
+        assert_eq!(it.class(), 3);
+        assert_eq!(it.state(), STATE_RESERVED);
+        assert_eq!(it.total(), HEADER + 5 + 4);
+        it.set_bits(BIT_ACTIVE | BIT_STALE);
+        it.clear_bits(BIT_ACTIVE);
+        assert_eq!(it.bits(), BIT_STALE);
+    }
+}

@@ -1,0 +1,1075 @@
+//! Storage: the cache itself. Keys and values in, domain outcomes out; no wire formats.
+//!
+//! Owns: the lock-striped index (`shards`: many more stripes than threads, each a
+//! `parking_lot::Mutex` around a `hashbrown::HashTable` of 4-byte chunk references), the slab
+//! allocator (`slab`), item layout (`item`), CAS uniques, flush deadlines, eviction, page moves
+//! between classes, and the expiry crawler step. Time comes from `clock::Clock`, so tests can
+//! move it.
+//!
+//! Every operation hashes the key once; the hash picks the stripe (bits 32..) and the bucket.
+//!
+//! Lock order: shard -> class (slab). Code that holds a class lock only `try_lock`s shards
+//! (eviction). Allocation (`alloc`) is never called with a shard lock held: it may evict or move
+//! a page, which locks shards. Operations that must allocate while an item is locked
+//! (append, growing incr) read what they need, unlock, allocate, relock and re-check.
+//!
+//! Eviction is CLOCK with second chance per slab class: every access sets the item's ACTIVE
+//! bit; the class hand clears it when passing and evicts the first linked item without it.
+//! This keeps reads free of any global LRU lock, like memcached's segmented LRU keeps reads off
+//! its LRU locks.
+
+pub mod clock;
+pub mod item;
+pub mod slab;
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+use hashbrown::HashTable;
+use parking_lot::Mutex;
+
+pub use clock::Clock;
+use item::{
+    ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE, STATE_LINKED,
+    STATE_RESERVED,
+};
+use slab::{ChunkRef, ClassSnapshot, SlabConfig, Slabs};
+
+pub use item::{BIT_STALE as STALE, BIT_TOKEN_SENT as TOKEN_SENT};
+
+/// Longest key memcached accepts.
+pub const KEY_MAX: usize = 250;
+
+/// How the store is sized and behaves.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub limit_bytes: usize,
+    pub item_size_max: usize,
+    pub factor: f64,
+    pub min_space: usize,
+    pub chunk_max: usize,
+    pub slab_sizes: Option<Vec<usize>>,
+    /// Evict when memory is full (`-M` turns this off).
+    pub evictions: bool,
+    /// CAS uniques visible to clients (`-C` turns this off).
+    pub use_cas: bool,
+    /// log2 of the number of lock stripes.
+    pub shard_bits: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            limit_bytes: 64 << 20,
+            item_size_max: 1 << 20,
+            factor: 1.25,
+            min_space: 48,
+            chunk_max: 512 * 1024,
+            slab_sizes: None,
+            evictions: true,
+            use_cas: true,
+            shard_bits: 10,
+        }
+    }
+}
+
+/// Storage commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    /// Set only if the CAS matches (text `cas`, any binary store with a CAS).
+    Cas,
+}
+
+/// One store request.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreReq<'a> {
+    pub mode: Mode,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub flags: u32,
+    /// Client exptime (0 never, negative expired, <= 30 days relative, else absolute).
+    pub exptime: i64,
+    /// CAS to compare against (0: none).
+    pub cas: u64,
+    /// Use this CAS for the new item instead of the next unique (meta `E`).
+    pub new_cas: Option<u64>,
+    /// Accept a lower CAS and store the item marked stale (meta `I` with `C`).
+    pub stale_ok: bool,
+    /// Append/prepend create the item when missing, with this exptime (meta `N`).
+    pub vivify: Option<i64>,
+}
+
+impl<'a> StoreReq<'a> {
+    pub fn new(mode: Mode, key: &'a [u8], value: &'a [u8], flags: u32, exptime: i64) -> Self {
+        StoreReq { mode, key, value, flags, exptime, cas: 0, new_cas: None, stale_ok: false, vivify: None }
+    }
+}
+
+/// Result of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored { cas: u64 },
+    NotStored,
+    Exists,
+    NotFound,
+    TooLarge,
+    NoMemory,
+}
+
+/// Result of incr/decr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeltaOutcome {
+    Value { value: u64, cas: u64 },
+    NotFound,
+    NonNumeric,
+    Exists,
+    NoMemory,
+}
+
+/// Result of delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    Exists,
+}
+
+/// Why a lookup missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miss {
+    Absent,
+    Expired,
+    Flushed,
+}
+
+/// Options for reads.
+#[derive(Clone, Copy, Debug)]
+pub struct GetOpts {
+    /// Count as an access: mark ACTIVE (LRU), set last-access time and FETCHED.
+    pub bump: bool,
+    /// New client exptime (touch / gat / meta `T`).
+    pub touch: Option<i64>,
+}
+
+impl GetOpts {
+    pub const GET: GetOpts = GetOpts { bump: true, touch: None };
+    pub fn touch(exptime: i64) -> GetOpts {
+        GetOpts { bump: true, touch: Some(exptime) }
+    }
+}
+
+/// A live item, seen while its shard is locked (only inside the callbacks of `get`/`update`).
+pub struct Entry<'s> {
+    it: ItemPtr,
+    store: &'s Store,
+    /// Last access before this request (relative seconds).
+    pub prev_atime: u32,
+    /// Whether it had been fetched before this request.
+    pub fetched_before: bool,
+}
+
+impl Entry<'_> {
+    pub fn key(&self) -> &[u8] {
+        self.it.key()
+    }
+    pub fn value(&self) -> &[u8] {
+        self.it.value()
+    }
+    pub fn flags(&self) -> u32 {
+        self.it.flags()
+    }
+    /// CAS unique as clients see it (0 with `-C`).
+    pub fn cas(&self) -> u64 {
+        self.store.visible_cas(self.it)
+    }
+    /// Relative exptime (0 = never).
+    pub fn exptime(&self) -> u32 {
+        self.it.exptime()
+    }
+    /// Seconds to live, -1 for never.
+    pub fn ttl(&self) -> i64 {
+        match self.it.exptime() {
+            0 => -1,
+            e => e as i64 - self.store.clock.now() as i64,
+        }
+    }
+    /// Total bytes of the item as stored.
+    pub fn total(&self) -> usize {
+        self.it.total()
+    }
+    pub fn class(&self) -> u8 {
+        self.it.class()
+    }
+    pub fn bits(&self) -> u8 {
+        self.it.bits()
+    }
+    pub fn set_bits(&self, b: u8) {
+        self.it.set_bits(b)
+    }
+    pub fn clear_bits(&self, b: u8) {
+        self.it.clear_bits(b)
+    }
+    pub fn is_stale(&self) -> bool {
+        self.it.bits() & BIT_STALE != 0
+    }
+    pub fn token_sent(&self) -> bool {
+        self.it.bits() & BIT_TOKEN_SENT != 0
+    }
+    /// Set a new client exptime.
+    pub fn set_exptime(&self, exptime: i64) {
+        self.it.set_exptime(self.store.clock.realtime(exptime))
+    }
+    /// Give the item a new CAS unique (or the one given), returning it.
+    pub fn renew_cas(&self, cas: Option<u64>) -> u64 {
+        let c = cas.unwrap_or_else(|| self.store.next_cas());
+        self.it.set_cas(c);
+        self.store.visible_cas(self.it)
+    }
+}
+
+/// Store-wide counters (per-class ones live in the slab classes).
+#[derive(Default, Debug)]
+pub struct StoreCounters {
+    pub total_items: AtomicU64,
+    pub evictions: AtomicU64,
+    pub reclaimed: AtomicU64,
+    pub expired_unfetched: AtomicU64,
+    pub evicted_unfetched: AtomicU64,
+    pub evicted_active: AtomicU64,
+    pub crawler_reclaimed: AtomicU64,
+    pub crawler_items_checked: AtomicU64,
+    pub slab_reassign_evictions: AtomicU64,
+    pub outofmemory: AtomicU64,
+    pub direct_reclaims: AtomicU64,
+}
+
+/// A consistent-enough view of the store for `stats`.
+#[derive(Clone, Debug, Default)]
+pub struct StoreSnapshot {
+    pub curr_items: u64,
+    pub bytes: u64,
+    pub total_items: u64,
+    pub evictions: u64,
+    pub reclaimed: u64,
+    pub expired_unfetched: u64,
+    pub evicted_unfetched: u64,
+    pub evicted_active: u64,
+    pub crawler_reclaimed: u64,
+    pub crawler_items_checked: u64,
+    pub limit_bytes: u64,
+    pub malloced: u64,
+    pub hash_bytes: u64,
+    pub hash_buckets: u64,
+    pub slabs_moved: u64,
+    pub spare_pages: u64,
+    pub classes: Vec<ClassSnapshot>,
+}
+
+struct Shard {
+    index: Mutex<HashTable<ChunkRef>>,
+    items: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// The cache.
+pub struct Store {
+    slabs: Slabs,
+    shards: Box<[CachePadded<Shard>]>,
+    shard_mask: u64,
+    hasher: foldhash::fast::FixedState,
+    clock: Arc<Clock>,
+    next_cas: AtomicU64,
+    /// Relative time up to which items are flushed (0: none pending).
+    oldest_live: AtomicU32,
+    /// Items with a CAS below this are flushed (with `oldest_live`).
+    oldest_cas: AtomicU64,
+    evictions_enabled: bool,
+    use_cas: bool,
+    item_size_max: usize,
+    limit_bytes: AtomicU64,
+    pub counters: StoreCounters,
+}
+
+/// Chunks the eviction hand may look at for one allocation before giving up.
+const EVICT_SCAN_LIMIT: usize = 50_000;
+
+impl Store {
+    pub fn new(cfg: &StoreConfig, clock: Arc<Clock>) -> Store {
+        let slabs = Slabs::new(&SlabConfig {
+            limit_bytes: cfg.limit_bytes,
+            item_size_max: cfg.item_size_max,
+            factor: cfg.factor,
+            min_space: cfg.min_space,
+            header: HEADER,
+            chunk_max: cfg.chunk_max,
+            sizes: cfg.slab_sizes.clone(),
+        });
+        let n = 1usize << cfg.shard_bits;
+        let seed = {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            t ^ (std::process::id() as u64).rotate_left(32) ^ (&t as *const u64 as u64)
+        };
+        Store {
+            slabs,
+            shards: (0..n)
+                .map(|_| {
+                    CachePadded::new(Shard {
+                        index: Mutex::new(HashTable::new()),
+                        items: AtomicU64::new(0),
+                        bytes: AtomicU64::new(0),
+                    })
+                })
+                .collect(),
+            shard_mask: (n - 1) as u64,
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+            clock,
+            next_cas: AtomicU64::new(0),
+            oldest_live: AtomicU32::new(0),
+            oldest_cas: AtomicU64::new(0),
+            evictions_enabled: cfg.evictions,
+            use_cas: cfg.use_cas,
+            item_size_max: cfg.item_size_max,
+            limit_bytes: AtomicU64::new(cfg.limit_bytes as u64),
+            counters: StoreCounters::default(),
+        }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn slabs(&self) -> &Slabs {
+        &self.slabs
+    }
+
+    pub fn item_size_max(&self) -> usize {
+        self.item_size_max
+    }
+
+    pub fn use_cas(&self) -> bool {
+        self.use_cas
+    }
+
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn shard(&self, h: u64) -> &Shard {
+        &self.shards[((h >> 32) & self.shard_mask) as usize]
+    }
+
+    #[inline]
+    fn next_cas(&self) -> u64 {
+        self.next_cas.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    #[inline]
+    fn visible_cas(&self, it: ItemPtr) -> u64 {
+        if self.use_cas {
+            it.cas()
+        } else {
+            0
+        }
+    }
+
+    /// Whether an item of this key/value/flags is over `-I`, counted as memcached counts it
+    /// (48-byte header, 8-byte CAS, key + NUL, value + CRLF, 4 bytes of non-zero flags), so the
+    /// limit falls exactly where memcached's does.
+    pub fn too_large(&self, klen: usize, vlen: usize, flags: u32) -> bool {
+        let ntotal = 48 + if self.use_cas { 8 } else { 0 } + klen + 1 + vlen + 2 + if flags != 0 { 4 } else { 0 };
+        ntotal > self.item_size_max
+    }
+
+    #[inline]
+    fn find(&self, table: &HashTable<ChunkRef>, h: u64, key: &[u8]) -> Option<ChunkRef> {
+        table.find(h, |&r| self.slabs.ptr(r).key() == key).copied()
+    }
+
+    /// Why `it` is not live, if it is not.
+    #[inline]
+    fn dead(&self, it: ItemPtr, now: u32) -> Option<Miss> {
+        let oldest = self.oldest_live.load(Ordering::Relaxed);
+        if oldest != 0 && oldest <= now {
+            let ocas = self.oldest_cas.load(Ordering::Relaxed);
+            if it.atime() <= oldest || (ocas != 0 && it.cas() != 0 && it.cas() < ocas) {
+                return Some(Miss::Flushed);
+            }
+        }
+        let e = it.exptime();
+        if e != 0 && e <= now {
+            return Some(Miss::Expired);
+        }
+        None
+    }
+
+    /// Remove a linked item from its shard and free its chunk. Shard lock held.
+    fn unlink_locked(&self, table: &mut HashTable<ChunkRef>, shard: &Shard, h: u64, r: ChunkRef) {
+        if let Ok(e) = table.find_entry(h, |&x| x == r) {
+            e.remove();
+        }
+        let it = self.slabs.ptr(r);
+        shard.items.fetch_sub(1, Ordering::Relaxed);
+        shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
+        self.slabs.free(r, it);
+    }
+
+    /// Link a RESERVED chunk, replacing `old` if given. Shard lock held.
+    fn link_locked(&self, table: &mut HashTable<ChunkRef>, shard: &Shard, h: u64, r: ChunkRef, old: Option<ChunkRef>) {
+        let it = self.slabs.ptr(r);
+        if let Some(o) = old {
+            self.unlink_locked(table, shard, h, o);
+        }
+        table.insert_unique(h, r, |&x| self.hash(self.slabs.ptr(x).key()));
+        it.set_state(STATE_LINKED);
+        shard.items.fetch_add(1, Ordering::Relaxed);
+        shard.bytes.fetch_add(it.total() as u64, Ordering::Relaxed);
+        self.counters.total_items.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Find a live item; dead ones found on the way are unlinked (lazy expiry).
+    fn lookup_locked(&self, table: &mut HashTable<ChunkRef>, shard: &Shard, h: u64, key: &[u8], now: u32) -> Result<ChunkRef, Miss> {
+        let r = self.find(table, h, key).ok_or(Miss::Absent)?;
+        let it = self.slabs.ptr(r);
+        if let Some(why) = self.dead(it, now) {
+            if why == Miss::Expired && it.bits() & BIT_FETCHED == 0 {
+                self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                self.slabs.counters(it.class() as usize).expired_unfetched.fetch_add(1, Ordering::Relaxed);
+            }
+            self.unlink_locked(table, shard, h, r);
+            return Err(why);
+        }
+        Ok(r)
+    }
+
+    /// Look up `key`; on a hit, apply `opts` and call `f` with the item while it is locked.
+    pub fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(&Entry<'_>) -> R) -> Result<R, Miss> {
+        let h = self.hash(key);
+        let shard = self.shard(h);
+        let now = self.clock.now();
+        let mut table = shard.index.lock();
+        let r = self.lookup_locked(&mut table, shard, h, key, now)?;
+        let it = self.slabs.ptr(r);
+        let entry = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
+        if let Some(t) = opts.touch {
+            it.set_exptime(self.clock.realtime(t));
+        }
+        if opts.bump {
+            it.set_atime(now);
+            it.set_bits(BIT_ACTIVE | BIT_FETCHED);
+        }
+        Ok(f(&entry))
+    }
+
+    /// Like `get` but never counts as an access (meta `me`, internal use).
+    pub fn peek<R>(&self, key: &[u8], f: impl FnOnce(&Entry<'_>) -> R) -> Result<R, Miss> {
+        self.get(key, GetOpts { bump: false, touch: None }, f)
+    }
+
+    /// Set a new exptime on a live item.
+    pub fn touch(&self, key: &[u8], exptime: i64) -> Result<(), Miss> {
+        self.get(key, GetOpts::touch(exptime), |_| ())
+    }
+
+    /// Allocate a RESERVED chunk for an item of `size` bytes, evicting or moving a page when
+    /// memory is full. Must not be called with a shard lock held.
+    fn alloc(&self, size: usize) -> Option<ChunkRef> {
+        let class = self.slabs.class_for(size)?;
+        if let Some(r) = self.slabs.try_alloc(class, size) {
+            return Some(r);
+        }
+        if !self.evictions_enabled {
+            self.note_oom(class);
+            return None;
+        }
+        for _ in 0..4 {
+            if let Some(r) = self.evict_one(class, size) {
+                return Some(r);
+            }
+            if !self.move_page_to(class) {
+                break;
+            }
+            if let Some(r) = self.slabs.try_alloc(class, size) {
+                return Some(r);
+            }
+        }
+        // Last try: somebody may have freed memory meanwhile.
+        let r = self.slabs.try_alloc(class, size);
+        if r.is_none() {
+            self.note_oom(class);
+        }
+        r
+    }
+
+    fn note_oom(&self, class: u8) {
+        self.counters.outofmemory.fetch_add(1, Ordering::Relaxed);
+        self.slabs.counters(class as usize).outofmemory.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Run the class hand until one linked item can be taken; its chunk is returned RESERVED.
+    fn evict_one(&self, class: u8, size: usize) -> Option<ChunkRef> {
+        let now = self.clock.now();
+        let mut st = self.slabs.lock(class);
+        // Someone may have freed a chunk while we waited for the lock.
+        if let Some(r) = st.free.pop() {
+            drop(st);
+            self.slabs.mark_reserved(class, r, size);
+            return Some(r);
+        }
+        let carved = self.slabs.carved_chunks(class, &st);
+        let limit = (carved * 2 + 1).min(EVICT_SCAN_LIMIT);
+        let counters = self.slabs.counters(class as usize);
+        for _ in 0..limit {
+            let r = self.slabs.hand_next(class, &mut st)?;
+            let it = self.slabs.ptr_in(class, r);
+            if it.state() != STATE_LINKED {
+                continue;
+            }
+            let why = self.dead(it, now);
+            if why.is_none() && it.bits() & BIT_ACTIVE != 0 {
+                it.clear_bits(BIT_ACTIVE);
+                continue;
+            }
+            // The key is immutable while we hold the class lock (the chunk cannot be freed
+            // into the free list and reused without it).
+            let h = self.hash(it.key());
+            let shard = self.shard(h);
+            let Some(mut table) = shard.index.try_lock() else {
+                continue;
+            };
+            if it.state() != STATE_LINKED {
+                continue;
+            }
+            if let Ok(e) = table.find_entry(h, |&x| x == r) {
+                e.remove();
+            }
+            let total = it.total();
+            shard.items.fetch_sub(1, Ordering::Relaxed);
+            shard.bytes.fetch_sub(total as u64, Ordering::Relaxed);
+            drop(table);
+            match why {
+                Some(_) => {
+                    self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
+                    counters.reclaimed.fetch_add(1, Ordering::Relaxed);
+                    if it.bits() & BIT_FETCHED == 0 {
+                        self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                        counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                    counters.evicted.fetch_add(1, Ordering::Relaxed);
+                    if it.exptime() != 0 {
+                        counters.evicted_nonzero.fetch_add(1, Ordering::Relaxed);
+                    }
+                    counters.evicted_time.store(now.saturating_sub(it.atime()) as u64, Ordering::Relaxed);
+                    if it.bits() & BIT_FETCHED == 0 {
+                        self.counters.evicted_unfetched.fetch_add(1, Ordering::Relaxed);
+                        counters.evicted_unfetched.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            // Hand the chunk straight to the caller.
+            self.slabs.uncount(class, total);
+            it.set_state(STATE_FREE);
+            drop(st);
+            self.slabs.mark_reserved(class, r, size);
+            return Some(r);
+        }
+        None
+    }
+
+    /// Take a page from the class holding the most pages and give it to `dst` (via the spare
+    /// pool). Every item on the page is evicted. Returns false if no page could be moved.
+    fn move_page_to(&self, dst: u8) -> bool {
+        let _mover = self.slabs.mover.lock();
+        // Another thread may have moved a page while we waited.
+        if self.slabs.spare_pages() > 0 {
+            return true;
+        }
+        let per_class = self.slabs.pages_per_class();
+        let victim = per_class
+            .iter()
+            .enumerate()
+            .filter(|&(c, &n)| c != dst as usize && n > 0)
+            .max_by_key(|&(_, &n)| n)
+            .map(|(c, _)| c as u8);
+        let Some(victim) = victim else {
+            return false;
+        };
+        let Some((page, carved)) = self.slabs.begin_drain(victim) else {
+            return false;
+        };
+        let counters = self.slabs.counters(victim as usize);
+        for slot in 0..carved {
+            let (r, it) = self.slabs.drain_ptr(victim, page, slot);
+            loop {
+                match it.state() {
+                    STATE_FREE => break,
+                    STATE_RESERVED => {
+                        // Being filled by another thread: it will link or free it shortly.
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    _ => {}
+                }
+                // LINKED: the page is draining, so the chunk cannot be reused and its key is
+                // stable even if it is freed concurrently.
+                let h = self.hash(it.key());
+                let shard = self.shard(h);
+                let mut table = shard.index.lock();
+                if it.state() != STATE_LINKED {
+                    continue;
+                }
+                if let Ok(e) = table.find_entry(h, |&x| x == r) {
+                    e.remove();
+                }
+                shard.items.fetch_sub(1, Ordering::Relaxed);
+                shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
+                self.slabs.uncount(victim, it.total());
+                it.set_state(STATE_FREE);
+                drop(table);
+                self.counters.slab_reassign_evictions.fetch_add(1, Ordering::Relaxed);
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                counters.evicted.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        }
+        self.slabs.end_drain(page);
+        true
+    }
+
+    /// Allocate and fill a new item (RESERVED, not linked).
+    fn build(&self, key: &[u8], parts: &[&[u8]], flags: u32, exptime_rel: u32) -> Option<ChunkRef> {
+        let vlen: usize = parts.iter().map(|p| p.len()).sum();
+        let size = item::item_size(key.len(), vlen);
+        let r = self.alloc(size)?;
+        let it = self.slabs.ptr(r);
+        it.init(it.class(), key, flags, exptime_rel, self.clock.now(), vlen);
+        let v = it.value_mut();
+        let mut off = 0;
+        for p in parts {
+            v[off..off + p.len()].copy_from_slice(p);
+            off += p.len();
+        }
+        Some(r)
+    }
+
+    /// Free a chunk that was never linked.
+    fn abandon(&self, r: ChunkRef) {
+        self.slabs.free(r, self.slabs.ptr(r));
+    }
+
+    /// Delete `key` if present (used when a set fails, so stale data does not persist).
+    fn drop_key(&self, key: &[u8]) {
+        let h = self.hash(key);
+        let shard = self.shard(h);
+        let mut table = shard.index.lock();
+        if let Some(r) = self.find(&table, h, key) {
+            self.unlink_locked(&mut table, shard, h, r);
+        }
+    }
+
+    /// set / add / replace / append / prepend / cas.
+    pub fn store(&self, req: &StoreReq<'_>) -> StoreOutcome {
+        if req.key.len() > KEY_MAX {
+            return StoreOutcome::NotStored;
+        }
+        if matches!(req.mode, Mode::Append | Mode::Prepend) {
+            return self.store_concat(req);
+        }
+        if self.too_large(req.key.len(), req.value.len(), req.flags) || self.slabs.class_for(item::item_size(req.key.len(), req.value.len())).is_none() {
+            if req.mode == Mode::Set {
+                self.drop_key(req.key);
+            }
+            return StoreOutcome::TooLarge;
+        }
+        let exptime = self.clock.realtime(req.exptime);
+        let Some(r) = self.build(req.key, &[req.value], req.flags, exptime) else {
+            if req.mode == Mode::Set {
+                self.drop_key(req.key);
+            }
+            return StoreOutcome::NoMemory;
+        };
+        let it = self.slabs.ptr(r);
+        let h = self.hash(req.key);
+        let shard = self.shard(h);
+        let now = self.clock.now();
+        let mut table = shard.index.lock();
+        let old = self.lookup_locked(&mut table, shard, h, req.key, now).ok();
+        let outcome = match old {
+            Some(o) => {
+                let oit = self.slabs.ptr(o);
+                let ocas = self.visible_cas(oit);
+                match req.mode {
+                    Mode::Add => {
+                        oit.set_bits(BIT_ACTIVE);
+                        StoreOutcome::NotStored
+                    }
+                    Mode::Cas if req.cas == ocas && req.cas != 0 => StoreOutcome::Stored { cas: 0 },
+                    Mode::Cas if req.stale_ok && req.cas < ocas && req.cas != 0 => {
+                        // Stale set: keep TTL, mark stale, keep the win token.
+                        it.set_exptime(oit.exptime());
+                        it.set_bits(BIT_STALE | (oit.bits() & BIT_TOKEN_SENT));
+                        StoreOutcome::Stored { cas: 0 }
+                    }
+                    Mode::Cas => StoreOutcome::Exists,
+                    _ => StoreOutcome::Stored { cas: 0 },
+                }
+            }
+            None => match req.mode {
+                Mode::Add | Mode::Set => StoreOutcome::Stored { cas: 0 },
+                Mode::Cas => StoreOutcome::NotFound,
+                _ => StoreOutcome::NotStored,
+            },
+        };
+        match outcome {
+            StoreOutcome::Stored { .. } => {
+                let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
+                it.set_cas(cas);
+                self.link_locked(&mut table, shard, h, r, old);
+                StoreOutcome::Stored { cas: self.visible_cas(it) }
+            }
+            other => {
+                drop(table);
+                self.abandon(r);
+                other
+            }
+        }
+    }
+
+    fn store_concat(&self, req: &StoreReq<'_>) -> StoreOutcome {
+        let h = self.hash(req.key);
+        let shard = self.shard(h);
+        for _ in 0..16 {
+            let now = self.clock.now();
+            let (old, old_cas, old_len, flags, exptime) = {
+                let mut table = shard.index.lock();
+                match self.lookup_locked(&mut table, shard, h, req.key, now) {
+                    Ok(o) => {
+                        let oit = self.slabs.ptr(o);
+                        let vc = self.visible_cas(oit);
+                        if req.cas != 0 && req.cas != vc {
+                            return StoreOutcome::Exists;
+                        }
+                        (o, oit.cas(), oit.vlen(), oit.flags(), oit.exptime())
+                    }
+                    Err(_) => {
+                        drop(table);
+                        if let Some(ttl) = req.vivify {
+                            let mut add = *req;
+                            add.mode = Mode::Add;
+                            add.exptime = ttl;
+                            add.vivify = None;
+                            match self.store(&add) {
+                                StoreOutcome::NotStored => continue,
+                                other => return other,
+                            }
+                        }
+                        return StoreOutcome::NotStored;
+                    }
+                }
+            };
+            let vlen = old_len + req.value.len();
+            if self.too_large(req.key.len(), vlen, flags) {
+                return StoreOutcome::NotStored;
+            }
+            let size = item::item_size(req.key.len(), vlen);
+            let Some(r) = self.alloc(size) else {
+                return StoreOutcome::NotStored;
+            };
+            let it = self.slabs.ptr(r);
+            it.init(it.class(), req.key, flags, exptime, now, vlen);
+            let mut table = shard.index.lock();
+            match self.find(&table, h, req.key) {
+                Some(o) if o == old && self.slabs.ptr(o).cas() == old_cas => {
+                    let oval = self.slabs.ptr(o).value();
+                    let v = it.value_mut();
+                    if req.mode == Mode::Append {
+                        v[..old_len].copy_from_slice(oval);
+                        v[old_len..].copy_from_slice(req.value);
+                    } else {
+                        v[..req.value.len()].copy_from_slice(req.value);
+                        v[req.value.len()..].copy_from_slice(oval);
+                    }
+                    let oit = self.slabs.ptr(o);
+                    it.set_bits(oit.bits() & (BIT_STALE | BIT_TOKEN_SENT));
+                    let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
+                    it.set_cas(cas);
+                    self.link_locked(&mut table, shard, h, r, Some(o));
+                    return StoreOutcome::Stored { cas: self.visible_cas(it) };
+                }
+                _ => {
+                    drop(table);
+                    self.abandon(r);
+                }
+            }
+        }
+        StoreOutcome::NotStored
+    }
+
+    /// incr / decr. `create`: (initial, exptime) to create a missing item with (binary, meta N).
+    pub fn delta(&self, key: &[u8], incr: bool, delta: u64, cas_in: u64, create: Option<(u64, i64)>, new_cas: Option<u64>) -> DeltaOutcome {
+        let h = self.hash(key);
+        let shard = self.shard(h);
+        let mut buf = itoa::Buffer::new();
+        for _ in 0..16 {
+            let now = self.clock.now();
+            let mut table = shard.index.lock();
+            let o = match self.lookup_locked(&mut table, shard, h, key, now) {
+                Ok(o) => o,
+                Err(_) => {
+                    drop(table);
+                    let Some((initial, exptime)) = create else {
+                        return DeltaOutcome::NotFound;
+                    };
+                    let s = buf.format(initial);
+                    let mut req = StoreReq::new(Mode::Add, key, s.as_bytes(), 0, exptime);
+                    req.new_cas = new_cas;
+                    match self.store(&req) {
+                        StoreOutcome::Stored { cas } => return DeltaOutcome::Value { value: initial, cas },
+                        StoreOutcome::NotStored => continue,
+                        _ => return DeltaOutcome::NoMemory,
+                    }
+                }
+            };
+            let oit = self.slabs.ptr(o);
+            if cas_in != 0 && cas_in != self.visible_cas(oit) {
+                return DeltaOutcome::Exists;
+            }
+            let Some(cur) = parse_counter(oit.value()) else {
+                return DeltaOutcome::NonNumeric;
+            };
+            let value = if incr { cur.wrapping_add(delta) } else { cur.saturating_sub(delta) };
+            let digits = buf.format(value).as_bytes();
+            oit.set_bits(BIT_ACTIVE | BIT_FETCHED);
+            oit.set_atime(now);
+            if digits.len() <= oit.vlen() {
+                let v = oit.value_mut();
+                v[..digits.len()].copy_from_slice(digits);
+                v[digits.len()..].fill(b' ');
+                let cas = new_cas.unwrap_or_else(|| self.next_cas());
+                oit.set_cas(cas);
+                return DeltaOutcome::Value { value, cas: self.visible_cas(oit) };
+            }
+            // The number grew: build a new item and swap it in if nothing changed meanwhile.
+            let (old_cas, flags, exptime) = (oit.cas(), oit.flags(), oit.exptime());
+            drop(table);
+            let Some(r) = self.build(key, &[digits], flags, exptime) else {
+                return DeltaOutcome::NoMemory;
+            };
+            let mut table = shard.index.lock();
+            match self.find(&table, h, key) {
+                Some(x) if x == o && self.slabs.ptr(x).cas() == old_cas => {
+                    let it = self.slabs.ptr(r);
+                    let cas = new_cas.unwrap_or_else(|| self.next_cas());
+                    it.set_cas(cas);
+                    it.set_bits(BIT_FETCHED);
+                    self.link_locked(&mut table, shard, h, r, Some(o));
+                    return DeltaOutcome::Value { value, cas: self.visible_cas(it) };
+                }
+                _ => {
+                    drop(table);
+                    self.abandon(r);
+                }
+            }
+        }
+        DeltaOutcome::NoMemory
+    }
+
+    /// delete, optionally only if the CAS matches.
+    pub fn delete(&self, key: &[u8], cas_in: u64) -> DeleteOutcome {
+        let h = self.hash(key);
+        let shard = self.shard(h);
+        let now = self.clock.now();
+        let mut table = shard.index.lock();
+        match self.lookup_locked(&mut table, shard, h, key, now) {
+            Ok(r) => {
+                if cas_in != 0 && cas_in != self.visible_cas(self.slabs.ptr(r)) {
+                    return DeleteOutcome::Exists;
+                }
+                self.unlink_locked(&mut table, shard, h, r);
+                DeleteOutcome::Deleted
+            }
+            Err(_) => DeleteOutcome::NotFound,
+        }
+    }
+
+    /// Run `f` on a live item without counting an access; `f` returns whether to delete it.
+    pub fn update<R>(&self, key: &[u8], f: impl FnOnce(&Entry<'_>) -> (R, bool)) -> Result<R, Miss> {
+        let h = self.hash(key);
+        let shard = self.shard(h);
+        let now = self.clock.now();
+        let mut table = shard.index.lock();
+        let r = self.lookup_locked(&mut table, shard, h, key, now)?;
+        let it = self.slabs.ptr(r);
+        let entry = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
+        let (out, remove) = f(&entry);
+        if remove {
+            self.unlink_locked(&mut table, shard, h, r);
+        }
+        Ok(out)
+    }
+
+    /// flush_all with memcached's deadline semantics.
+    pub fn flush_all(&self, delay: i64) {
+        let now = self.clock.now();
+        let new_oldest = if delay > 0 { self.clock.realtime(delay) } else { now };
+        if self.use_cas {
+            let ol = new_oldest.saturating_sub(1);
+            self.oldest_live.store(ol, Ordering::Relaxed);
+            if ol <= now {
+                let c = self.next_cas();
+                self.oldest_cas.store(c, Ordering::Relaxed);
+            }
+        } else {
+            self.oldest_live.store(new_oldest, Ordering::Relaxed);
+        }
+    }
+
+    /// Change the memory limit (`cache_memlimit`).
+    pub fn set_limit_bytes(&self, bytes: usize) {
+        self.limit_bytes.store(bytes as u64, Ordering::Relaxed);
+        self.slabs.set_limit_bytes(bytes);
+    }
+
+    pub fn limit_bytes(&self) -> u64 {
+        self.limit_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of lock stripes.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Reclaim expired and flushed items in stripes `[from, to)`. Returns items reclaimed.
+    /// Each stripe is locked on its own, briefly.
+    pub fn crawl(&self, from: usize, to: usize) -> u64 {
+        let now = self.clock.now();
+        let mut reclaimed = 0;
+        for shard in &self.shards[from.min(self.shards.len())..to.min(self.shards.len())] {
+            if shard.items.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut table = shard.index.lock();
+            let mut checked = 0u64;
+            table.retain(|&mut r| {
+                checked += 1;
+                let it = self.slabs.ptr(r);
+                let Some(why) = self.dead(it, now) else {
+                    return true;
+                };
+                let class = it.class() as usize;
+                let c = self.slabs.counters(class);
+                c.crawler_reclaimed.fetch_add(1, Ordering::Relaxed);
+                if why == Miss::Expired && it.bits() & BIT_FETCHED == 0 {
+                    self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                    c.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                }
+                shard.items.fetch_sub(1, Ordering::Relaxed);
+                shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
+                self.slabs.free(r, it);
+                reclaimed += 1;
+                false
+            });
+            self.counters.crawler_items_checked.fetch_add(checked, Ordering::Relaxed);
+        }
+        self.counters.crawler_reclaimed.fetch_add(reclaimed, Ordering::Relaxed);
+        reclaimed
+    }
+
+    /// Visit every live item (for `stats cachedump` and `lru_crawler metadump`); stops when `f`
+    /// returns false. Locks one stripe at a time.
+    pub fn for_each(&self, mut f: impl FnMut(&Entry<'_>) -> bool) {
+        let now = self.clock.now();
+        for shard in self.shards.iter() {
+            let table = shard.index.lock();
+            for &r in table.iter() {
+                let it = self.slabs.ptr(r);
+                if self.dead(it, now).is_some() {
+                    continue;
+                }
+                let e = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
+                if !f(&e) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Counters for `stats`, read without stopping anyone.
+    pub fn snapshot(&self) -> StoreSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut s = StoreSnapshot::default();
+        let mut buckets = 0u64;
+        for sh in self.shards.iter() {
+            s.curr_items += l(&sh.items);
+            s.bytes += l(&sh.bytes);
+            buckets += sh.index.lock().capacity() as u64;
+        }
+        let c = &self.counters;
+        s.total_items = l(&c.total_items);
+        s.evictions = l(&c.evictions);
+        s.reclaimed = l(&c.reclaimed);
+        s.expired_unfetched = l(&c.expired_unfetched);
+        s.evicted_unfetched = l(&c.evicted_unfetched);
+        s.evicted_active = l(&c.evicted_active);
+        s.crawler_reclaimed = l(&c.crawler_reclaimed);
+        s.crawler_items_checked = l(&c.crawler_items_checked);
+        s.limit_bytes = self.limit_bytes();
+        s.malloced = (self.slabs.pages_allocated() * self.slabs.page_size()) as u64;
+        s.hash_buckets = buckets;
+        s.hash_bytes = buckets * (std::mem::size_of::<ChunkRef>() as u64 + 1);
+        s.slabs_moved = l(&self.slabs.moves);
+        s.spare_pages = self.slabs.spare_pages() as u64;
+        s.classes = self.slabs.snapshot();
+        s
+    }
+}
+
+/// memcached's `safe_strtoull` on a stored value: optional leading whitespace, decimal digits
+/// (optionally `+`), then end or whitespace; no minus sign; must fit in 64 bits.
+pub fn parse_counter(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut i = 0;
+    while i < v.len() && is_c_space(v[i]) {
+        i += 1;
+    }
+    if i < v.len() && v[i] == b'+' {
+        i += 1;
+    }
+    let start = i;
+    let mut n: u64 = 0;
+    while i < v.len() && v[i].is_ascii_digit() {
+        n = n.checked_mul(10)?.checked_add((v[i] - b'0') as u64)?;
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    if i < v.len() && !is_c_space(v[i]) {
+        return None;
+    }
+    Some(n)
+}
+
+#[inline]
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+//! Unit tests of the store: semantics first, then memory pressure and concurrency.
+
+use super::*;
+
+fn store_with(limit_mb: usize, evictions: bool) -> Store {
+    let cfg = StoreConfig { limit_bytes: limit_mb << 20, evictions, ..StoreConfig::default() };
+    Store::new(&cfg, Arc::new(Clock::new()))
+}
+
+fn set(s: &Store, k: &[u8], v: &[u8]) -> StoreOutcome {
+    s.store(&StoreReq::new(Mode::Set, k, v, 0, 0))
+}
+
+fn get(s: &Store, k: &[u8]) -> Option<Vec<u8>> {
+    s.get(k, GetOpts::GET, |e| e.value().to_vec()).ok()
+}
+
+#[test]
+fn set_get_replace_add() {
+    let s = store_with(8, true);
+    assert!(matches!(set(&s, b"a", b"1"), StoreOutcome::Stored { .. }));
+    assert_eq!(get(&s, b"a").unwrap(), b"1");
+    assert_eq!(s.store(&StoreReq::new(Mode::Add, b"a", b"2", 0, 0)), StoreOutcome::NotStored);
+    assert_eq!(s.store(&StoreReq::new(Mode::Replace, b"b", b"2", 0, 0)), StoreOutcome::NotStored);
+    assert!(matches!(s.store(&StoreReq::new(Mode::Replace, b"a", b"3", 7, 0)), StoreOutcome::Stored { .. }));
+    assert_eq!(s.get(b"a", GetOpts::GET, |e| (e.value().to_vec(), e.flags())).unwrap(), (b"3".to_vec(), 7));
+    assert_eq!(s.snapshot().curr_items, 1);
+    assert_eq!(s.delete(b"a", 0), DeleteOutcome::Deleted);
+    assert_eq!(s.delete(b"a", 0), DeleteOutcome::NotFound);
+    assert_eq!(s.snapshot().curr_items, 0);
+    assert_eq!(s.snapshot().bytes, 0);
+}
+
+#[test]
+fn cas_rules() {
+    let s = store_with(8, true);
+    let StoreOutcome::Stored { cas } = set(&s, b"k", b"v") else { panic!() };
+    assert!(cas > 0);
+    let mut req = StoreReq::new(Mode::Cas, b"k", b"w", 0, 0);
+    req.cas = cas + 100;
+    assert_eq!(s.store(&req), StoreOutcome::Exists);
+    req.cas = cas;
+    let StoreOutcome::Stored { cas: c2 } = s.store(&req) else { panic!() };
+    assert!(c2 > cas);
+    req.key = b"missing";
+    assert_eq!(s.store(&req), StoreOutcome::NotFound);
+    // touch keeps the CAS
+    s.touch(b"k", 100).unwrap();
+    assert_eq!(s.get(b"k", GetOpts::GET, |e| e.cas()).unwrap(), c2);
+}
+
+#[test]
+fn append_prepend() {
+    let s = store_with(8, true);
+    assert_eq!(s.store(&StoreReq::new(Mode::Append, b"k", b"x", 0, 0)), StoreOutcome::NotStored);
+    set(&s, b"k", b"mid");
+    s.store(&StoreReq::new(Mode::Append, b"k", b">>", 5, 0));
+    s.store(&StoreReq::new(Mode::Prepend, b"k", b"<<", 5, 0));
+    assert_eq!(s.get(b"k", GetOpts::GET, |e| (e.value().to_vec(), e.flags())).unwrap(), (b"<<mid>>".to_vec(), 0));
+}
+
+#[test]
+fn incr_decr_in_place_and_growing() {
+    let s = store_with(8, true);
+    assert_eq!(s.delta(b"n", true, 1, 0, None, None), DeltaOutcome::NotFound);
+    set(&s, b"n", b"99");
+    assert!(matches!(s.delta(b"n", true, 1, 0, None, None), DeltaOutcome::Value { value: 100, .. }));
+    assert_eq!(get(&s, b"n").unwrap(), b"100");
+    assert!(matches!(s.delta(b"n", false, 1, 0, None, None), DeltaOutcome::Value { value: 99, .. }));
+    assert_eq!(get(&s, b"n").unwrap(), b"99 ");
+    assert!(matches!(s.delta(b"n", false, 1000, 0, None, None), DeltaOutcome::Value { value: 0, .. }));
+    set(&s, b"n", b"18446744073709551615");
+    assert!(matches!(s.delta(b"n", true, 2, 0, None, None), DeltaOutcome::Value { value: 1, .. }));
+    set(&s, b"x", b"abc");
+    assert_eq!(s.delta(b"x", true, 1, 0, None, None), DeltaOutcome::NonNumeric);
+    assert!(matches!(s.delta(b"new", true, 5, 0, Some((10, 0)), None), DeltaOutcome::Value { value: 10, .. }));
+}
+
+#[test]
+fn counter_parsing_matches_strtoull() {
+    assert_eq!(parse_counter(b"12"), Some(12));
+    assert_eq!(parse_counter(b" 12 "), Some(12));
+    assert_eq!(parse_counter(b"1 2"), Some(1));
+    assert_eq!(parse_counter(b"-5"), None);
+    assert_eq!(parse_counter(b""), None);
+    assert_eq!(parse_counter(b"12a"), None);
+    assert_eq!(parse_counter(b"18446744073709551616"), None);
+}
+
+#[test]
+fn expiry_with_moved_clock() {
+    let s = store_with(8, true);
+    s.store(&StoreReq::new(Mode::Set, b"t", b"v", 0, 10));
+    s.store(&StoreReq::new(Mode::Set, b"neg", b"v", 0, -1));
+    assert!(get(&s, b"t").is_some());
+    assert_eq!(s.get(b"neg", GetOpts::GET, |_| ()), Err(Miss::Expired));
+    s.clock().advance(11);
+    assert_eq!(s.get(b"t", GetOpts::GET, |_| ()), Err(Miss::Expired));
+    assert_eq!(s.snapshot().curr_items, 0);
+}
+
+#[test]
+fn crawler_reclaims_expired_items() {
+    let s = store_with(8, true);
+    for i in 0..100 {
+        s.store(&StoreReq::new(Mode::Set, format!("k{i}").as_bytes(), b"v", 0, 5));
+    }
+    set(&s, b"forever", b"v");
+    s.clock().advance(6);
+    assert_eq!(s.crawl(0, s.shard_count()), 100);
+    let snap = s.snapshot();
+    assert_eq!(snap.curr_items, 1);
+    assert_eq!(snap.expired_unfetched, 100);
+}
+
+#[test]
+fn flush_all_now_and_delayed() {
+    let s = store_with(8, true);
+    set(&s, b"a", b"1");
+    s.flush_all(0);
+    assert_eq!(s.get(b"a", GetOpts::GET, |_| ()), Err(Miss::Flushed));
+    set(&s, b"b", b"1");
+    assert!(get(&s, b"b").is_some(), "items stored after an immediate flush survive");
+    s.flush_all(10);
+    set(&s, b"c", b"1");
+    assert!(get(&s, b"c").is_some());
+    s.clock().advance(11);
+    assert!(get(&s, b"b").is_none());
+    assert!(get(&s, b"c").is_none(), "items set before the deadline vanish at the deadline");
+}
+
+#[test]
+fn too_large_removes_old_item() {
+    let s = store_with(8, true);
+    set(&s, b"b", b"small");
+    let big = vec![b'x'; 1048576 - 48 - 8 - 2 - 2 + 1];
+    assert_eq!(set(&s, b"b", &big), StoreOutcome::TooLarge);
+    assert!(get(&s, b"b").is_none());
+    let fits = vec![b'x'; 1048516];
+    assert!(matches!(set(&s, b"b", &fits), StoreOutcome::Stored { .. }));
+}
+
+#[test]
+fn eviction_keeps_memory_bounded_and_prefers_unused_items() {
+    let s = store_with(2, true);
+    let v = vec![b'v'; 1000];
+    set(&s, b"keep", &v);
+    for i in 0..5000 {
+        assert!(matches!(set(&s, format!("key{i}").as_bytes(), &v), StoreOutcome::Stored { .. }));
+        // keep touching one key: the second chance must save it
+        assert!(get(&s, b"keep").is_some(), "hot key evicted at {i}");
+    }
+    let snap = s.snapshot();
+    assert!(snap.evictions > 0);
+    assert!(snap.malloced <= 2 << 20);
+    assert!(get(&s, b"key4999").is_some());
+    assert!(get(&s, b"key0").is_none());
+}
+
+#[test]
+fn no_evictions_mode_reports_oom() {
+    let s = store_with(2, false);
+    let v = vec![b'v'; 1000];
+    let mut stored = 0;
+    let mut oom = false;
+    for i in 0..5000 {
+        match set(&s, format!("key{i}").as_bytes(), &v) {
+            StoreOutcome::Stored { .. } => stored += 1,
+            StoreOutcome::NoMemory => {
+                oom = true;
+                break;
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+    assert!(oom && stored > 1000);
+    assert_eq!(s.snapshot().evictions, 0);
+}
+
+#[test]
+fn pages_move_to_a_starved_class() {
+    let s = store_with(4, true);
+    let small = vec![b's'; 100];
+    for i in 0..100_000 {
+        set(&s, format!("small{i}").as_bytes(), &small);
+    }
+    assert!(s.snapshot().evictions > 0, "memory is full of small items");
+    let big = vec![b'b'; 50_000];
+    for i in 0..20 {
+        assert!(matches!(set(&s, format!("big{i}").as_bytes(), &big), StoreOutcome::Stored { .. }), "big {i}");
+    }
+    for i in 10..20 {
+        assert_eq!(get(&s, format!("big{i}").as_bytes()).unwrap().len(), 50_000);
+    }
+    assert!(s.snapshot().slabs_moved > 0);
+}
+
+#[test]
+fn concurrent_incr_and_cas_are_atomic() {
+    let s = Arc::new(store_with(16, true));
+    set(&s, b"ctr", b"0");
+    set(&s, b"cas", b"0");
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..2000 {
+                    s.delta(b"ctr", true, 1, 0, None, None);
+                    // CAS loop increment
+                    loop {
+                        let (v, cas) = s.get(b"cas", GetOpts::GET, |e| (parse_counter(e.value()).unwrap(), e.cas())).unwrap();
+                        let nv = (v + 1).to_string();
+                        let mut req = StoreReq::new(Mode::Cas, b"cas", nv.as_bytes(), 0, 0);
+                        req.cas = cas;
+                        if let StoreOutcome::Stored { .. } = s.store(&req) {
+                            break;
+                        }
+                    }
+                    // churn on overlapping keys
+                    let k = format!("k{}", (i * 7 + t) % 50);
+                    set(&s, k.as_bytes(), k.as_bytes());
+                    if let Some(v) = get(&s, k.as_bytes()) {
+                        assert_eq!(v, k.as_bytes());
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(parse_counter(&get(&s, b"ctr").unwrap()), Some(8000));
+    assert_eq!(parse_counter(&get(&s, b"cas").unwrap()), Some(8000));
+}
