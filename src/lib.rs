@@ -1,2 +1,40 @@
-//! rustcached library (work in progress).
+//! rustcached: a memcached-compatible, multithreaded cache daemon.
+//!
+//! Module map:
+//! - `config`: memcached's command line (clap) and validated settings.
+//! - `protocol`: pure parsers and encoders over byte buffers (`text`, number rules in `num`).
+//! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry. No protocol.
+//! - `server`: listeners, worker event loops, connections, and the dispatch glue that is the
+//!   only code seeing both protocols and storage.
+//! - `stats`: per-worker counters, read by `stats` without stopping anyone.
+//!
+//! Thread model:
+//! ```text
+//!  main ── binds listeners, spawns workers, waits for a signal or `shutdown`
+//!   ├─ worker-0 .. worker-(t-1): one mio::Poll each; accept on every listener; serve own conns
+//!   └─ maintenance: ticks the clock, crawls stripes for expired items
+//! ```
+//! Lock order: shard (index stripe) -> slab class. Never two shards at once, except by
+//! `try_lock` while holding a class lock (eviction). See `storage` for details.
+//!
+//! Dependency direction: `server` -> `protocol`, `storage`, `stats`; `protocol` and `storage`
+//! know nothing of each other or of sockets.
+
+pub mod config;
+pub mod protocol;
+pub mod server;
+pub mod stats;
 pub mod storage;
+
+/// Map memcached verbosity (`-v` count, `verbosity N`) onto the log level.
+pub fn set_log_level(verbosity: u8) {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return;
+    }
+    log::set_max_level(match verbosity {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    });
+}

@@ -1,1 +1,100 @@
-fn main(){}
+//! The `rustcached` binary: parse memcached's flags, set up the process, serve until a signal.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rustcached::config::{Args, Config, EX_USAGE, VERSION};
+use rustcached::server::Server;
+
+mod process;
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { EX_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    if args.version {
+        println!("rustcached {VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    if args.license {
+        println!("rustcached is distributed under the BSD 3-Clause license, like memcached.");
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(e.code as u8);
+        }
+    };
+    init_logging(config.verbose);
+    // A panic anywhere takes the whole process down with a clear message: a half-alive server
+    // is worse than a restart.
+    std::panic::set_hook(Box::new(|info| {
+        let _ = writeln!(std::io::stderr(), "rustcached: fatal: {info}");
+        std::process::abort();
+    }));
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((msg, code)) => {
+            eprintln!("{msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let mut b = env_logger::Builder::new();
+    b.filter_level(log::LevelFilter::Trace);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    }
+    b.format_timestamp(None).format_target(false);
+    b.init();
+    rustcached::set_log_level(verbose);
+}
+
+fn run(config: Config) -> Result<(), (String, u8)> {
+    process::check_root(&config).map_err(|m| (m, EX_USAGE as u8))?;
+    if config.maxconns <= rustcached::server::report::RESERVED_FDS + 2 {
+        return Err(("Maxconns setting is too low, use -c to increase.".into(), 1));
+    }
+    process::raise_fd_limit(config.maxconns);
+    let server =
+        Server::bind(config.clone()).map_err(|e| (format!("failed to listen: {e}"), 71))?;
+    process::drop_privileges(&config).map_err(|m| (m, 71))?;
+    if config.daemon {
+        process::daemonize(&config).map_err(|m| (m, 71))?;
+    }
+    let pidfile = process::PidFile::create(config.pidfile.as_deref());
+    let handle = server.handle();
+    process::spawn_signal_thread(handle).map_err(|e| (format!("signals: {e}"), 71))?;
+    let addrs = server.local_addrs();
+    let status = format!(
+        "serving {} MB on {} with {} threads",
+        config.maxbytes >> 20,
+        if addrs.is_empty() {
+            "a UNIX socket".to_string()
+        } else {
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        config.threads
+    );
+    let result = server.run(|| {
+        log::info!("rustcached {VERSION}: {status}");
+        process::notify_ready(&status);
+    });
+    process::notify_stopping();
+    drop(pidfile);
+    result.map_err(|e| (format!("server error: {e}"), 1))
+}

@@ -113,7 +113,10 @@ mod tests {
         assert_eq!(c.realtime(0), 0);
         assert_eq!(c.realtime(-1), 1);
         assert_eq!(c.realtime(10), now + 10);
-        assert_eq!(c.realtime(REALTIME_MAXDELTA), now + REALTIME_MAXDELTA as u32);
+        assert_eq!(
+            c.realtime(REALTIME_MAXDELTA),
+            now + REALTIME_MAXDELTA as u32
+        );
         // just over 30 days: an absolute time in 1970, long before start
         assert_eq!(c.realtime(REALTIME_MAXDELTA + 1), 1);
         let future = c.unix_now() + 100;

@@ -108,7 +108,17 @@ pub struct StoreReq<'a> {
 
 impl<'a> StoreReq<'a> {
     pub fn new(mode: Mode, key: &'a [u8], value: &'a [u8], flags: u32, exptime: i64) -> Self {
-        StoreReq { mode, key, value, flags, exptime, cas: 0, new_cas: None, stale_ok: false, vivify: None }
+        StoreReq {
+            mode,
+            key,
+            value,
+            flags,
+            exptime,
+            cas: 0,
+            new_cas: None,
+            stale_ok: false,
+            vivify: None,
+        }
     }
 }
 
@@ -159,9 +169,15 @@ pub struct GetOpts {
 }
 
 impl GetOpts {
-    pub const GET: GetOpts = GetOpts { bump: true, touch: None };
+    pub const GET: GetOpts = GetOpts {
+        bump: true,
+        touch: None,
+    };
     pub fn touch(exptime: i64) -> GetOpts {
-        GetOpts { bump: true, touch: Some(exptime) }
+        GetOpts {
+            bump: true,
+            touch: Some(exptime),
+        }
     }
 }
 
@@ -388,7 +404,13 @@ impl Store {
     /// (48-byte header, 8-byte CAS, key + NUL, value + CRLF, 4 bytes of non-zero flags), so the
     /// limit falls exactly where memcached's does.
     pub fn too_large(&self, klen: usize, vlen: usize, flags: u32) -> bool {
-        let ntotal = 48 + if self.use_cas { 8 } else { 0 } + klen + 1 + vlen + 2 + if flags != 0 { 4 } else { 0 };
+        let ntotal = 48
+            + if self.use_cas { 8 } else { 0 }
+            + klen
+            + 1
+            + vlen
+            + 2
+            + if flags != 0 { 4 } else { 0 };
         ntotal > self.item_size_max
     }
 
@@ -426,7 +448,14 @@ impl Store {
     }
 
     /// Link a RESERVED chunk, replacing `old` if given. Shard lock held.
-    fn link_locked(&self, table: &mut HashTable<ChunkRef>, shard: &Shard, h: u64, r: ChunkRef, old: Option<ChunkRef>) {
+    fn link_locked(
+        &self,
+        table: &mut HashTable<ChunkRef>,
+        shard: &Shard,
+        h: u64,
+        r: ChunkRef,
+        old: Option<ChunkRef>,
+    ) {
         let it = self.slabs.ptr(r);
         if let Some(o) = old {
             self.unlink_locked(table, shard, h, o);
@@ -439,13 +468,25 @@ impl Store {
     }
 
     /// Find a live item; dead ones found on the way are unlinked (lazy expiry).
-    fn lookup_locked(&self, table: &mut HashTable<ChunkRef>, shard: &Shard, h: u64, key: &[u8], now: u32) -> Result<ChunkRef, Miss> {
+    fn lookup_locked(
+        &self,
+        table: &mut HashTable<ChunkRef>,
+        shard: &Shard,
+        h: u64,
+        key: &[u8],
+        now: u32,
+    ) -> Result<ChunkRef, Miss> {
         let r = self.find(table, h, key).ok_or(Miss::Absent)?;
         let it = self.slabs.ptr(r);
         if let Some(why) = self.dead(it, now) {
             if why == Miss::Expired && it.bits() & BIT_FETCHED == 0 {
-                self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
-                self.slabs.counters(it.class() as usize).expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .expired_unfetched
+                    .fetch_add(1, Ordering::Relaxed);
+                self.slabs
+                    .counters(it.class() as usize)
+                    .expired_unfetched
+                    .fetch_add(1, Ordering::Relaxed);
             }
             self.unlink_locked(table, shard, h, r);
             return Err(why);
@@ -454,14 +495,24 @@ impl Store {
     }
 
     /// Look up `key`; on a hit, apply `opts` and call `f` with the item while it is locked.
-    pub fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(&Entry<'_>) -> R) -> Result<R, Miss> {
+    pub fn get<R>(
+        &self,
+        key: &[u8],
+        opts: GetOpts,
+        f: impl FnOnce(&Entry<'_>) -> R,
+    ) -> Result<R, Miss> {
         let h = self.hash(key);
         let shard = self.shard(h);
         let now = self.clock.now();
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
         let it = self.slabs.ptr(r);
-        let entry = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
+        let entry = Entry {
+            it,
+            store: self,
+            prev_atime: it.atime(),
+            fetched_before: it.bits() & BIT_FETCHED != 0,
+        };
         if let Some(t) = opts.touch {
             it.set_exptime(self.clock.realtime(t));
         }
@@ -474,7 +525,14 @@ impl Store {
 
     /// Like `get` but never counts as an access (meta `me`, internal use).
     pub fn peek<R>(&self, key: &[u8], f: impl FnOnce(&Entry<'_>) -> R) -> Result<R, Miss> {
-        self.get(key, GetOpts { bump: false, touch: None }, f)
+        self.get(
+            key,
+            GetOpts {
+                bump: false,
+                touch: None,
+            },
+            f,
+        )
     }
 
     /// Set a new exptime on a live item.
@@ -514,7 +572,10 @@ impl Store {
 
     fn note_oom(&self, class: u8) {
         self.counters.outofmemory.fetch_add(1, Ordering::Relaxed);
-        self.slabs.counters(class as usize).outofmemory.fetch_add(1, Ordering::Relaxed);
+        self.slabs
+            .counters(class as usize)
+            .outofmemory
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Run the class hand until one linked item can be taken; its chunk is returned RESERVED.
@@ -563,7 +624,9 @@ impl Store {
                     self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
                     counters.reclaimed.fetch_add(1, Ordering::Relaxed);
                     if it.bits() & BIT_FETCHED == 0 {
-                        self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                        self.counters
+                            .expired_unfetched
+                            .fetch_add(1, Ordering::Relaxed);
                         counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -573,9 +636,13 @@ impl Store {
                     if it.exptime() != 0 {
                         counters.evicted_nonzero.fetch_add(1, Ordering::Relaxed);
                     }
-                    counters.evicted_time.store(now.saturating_sub(it.atime()) as u64, Ordering::Relaxed);
+                    counters
+                        .evicted_time
+                        .store(now.saturating_sub(it.atime()) as u64, Ordering::Relaxed);
                     if it.bits() & BIT_FETCHED == 0 {
-                        self.counters.evicted_unfetched.fetch_add(1, Ordering::Relaxed);
+                        self.counters
+                            .evicted_unfetched
+                            .fetch_add(1, Ordering::Relaxed);
                         counters.evicted_unfetched.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -640,7 +707,9 @@ impl Store {
                 self.slabs.uncount(victim, it.total());
                 it.set_state(STATE_FREE);
                 drop(table);
-                self.counters.slab_reassign_evictions.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .slab_reassign_evictions
+                    .fetch_add(1, Ordering::Relaxed);
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 counters.evicted.fetch_add(1, Ordering::Relaxed);
                 break;
@@ -689,7 +758,12 @@ impl Store {
         if matches!(req.mode, Mode::Append | Mode::Prepend) {
             return self.store_concat(req);
         }
-        if self.too_large(req.key.len(), req.value.len(), req.flags) || self.slabs.class_for(item::item_size(req.key.len(), req.value.len())).is_none() {
+        if self.too_large(req.key.len(), req.value.len(), req.flags)
+            || self
+                .slabs
+                .class_for(item::item_size(req.key.len(), req.value.len()))
+                .is_none()
+        {
             if req.mode == Mode::Set {
                 self.drop_key(req.key);
             }
@@ -739,7 +813,9 @@ impl Store {
                 let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
                 it.set_cas(cas);
                 self.link_locked(&mut table, shard, h, r, old);
-                StoreOutcome::Stored { cas: self.visible_cas(it) }
+                StoreOutcome::Stored {
+                    cas: self.visible_cas(it),
+                }
             }
             other => {
                 drop(table);
@@ -808,7 +884,9 @@ impl Store {
                     let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
                     it.set_cas(cas);
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return StoreOutcome::Stored { cas: self.visible_cas(it) };
+                    return StoreOutcome::Stored {
+                        cas: self.visible_cas(it),
+                    };
                 }
                 _ => {
                     drop(table);
@@ -820,7 +898,15 @@ impl Store {
     }
 
     /// incr / decr. `create`: (initial, exptime) to create a missing item with (binary, meta N).
-    pub fn delta(&self, key: &[u8], incr: bool, delta: u64, cas_in: u64, create: Option<(u64, i64)>, new_cas: Option<u64>) -> DeltaOutcome {
+    pub fn delta(
+        &self,
+        key: &[u8],
+        incr: bool,
+        delta: u64,
+        cas_in: u64,
+        create: Option<(u64, i64)>,
+        new_cas: Option<u64>,
+    ) -> DeltaOutcome {
         let h = self.hash(key);
         let shard = self.shard(h);
         let mut buf = itoa::Buffer::new();
@@ -838,7 +924,12 @@ impl Store {
                     let mut req = StoreReq::new(Mode::Add, key, s.as_bytes(), 0, exptime);
                     req.new_cas = new_cas;
                     match self.store(&req) {
-                        StoreOutcome::Stored { cas } => return DeltaOutcome::Value { value: initial, cas },
+                        StoreOutcome::Stored { cas } => {
+                            return DeltaOutcome::Value {
+                                value: initial,
+                                cas,
+                            }
+                        }
                         StoreOutcome::NotStored => continue,
                         _ => return DeltaOutcome::NoMemory,
                     }
@@ -851,7 +942,11 @@ impl Store {
             let Some(cur) = parse_counter(oit.value()) else {
                 return DeltaOutcome::NonNumeric;
             };
-            let value = if incr { cur.wrapping_add(delta) } else { cur.saturating_sub(delta) };
+            let value = if incr {
+                cur.wrapping_add(delta)
+            } else {
+                cur.saturating_sub(delta)
+            };
             let digits = buf.format(value).as_bytes();
             oit.set_bits(BIT_ACTIVE | BIT_FETCHED);
             oit.set_atime(now);
@@ -861,7 +956,10 @@ impl Store {
                 v[digits.len()..].fill(b' ');
                 let cas = new_cas.unwrap_or_else(|| self.next_cas());
                 oit.set_cas(cas);
-                return DeltaOutcome::Value { value, cas: self.visible_cas(oit) };
+                return DeltaOutcome::Value {
+                    value,
+                    cas: self.visible_cas(oit),
+                };
             }
             // The number grew: build a new item and swap it in if nothing changed meanwhile.
             let (old_cas, flags, exptime) = (oit.cas(), oit.flags(), oit.exptime());
@@ -877,7 +975,10 @@ impl Store {
                     it.set_cas(cas);
                     it.set_bits(BIT_FETCHED);
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return DeltaOutcome::Value { value, cas: self.visible_cas(it) };
+                    return DeltaOutcome::Value {
+                        value,
+                        cas: self.visible_cas(it),
+                    };
                 }
                 _ => {
                     drop(table);
@@ -907,14 +1008,23 @@ impl Store {
     }
 
     /// Run `f` on a live item without counting an access; `f` returns whether to delete it.
-    pub fn update<R>(&self, key: &[u8], f: impl FnOnce(&Entry<'_>) -> (R, bool)) -> Result<R, Miss> {
+    pub fn update<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&Entry<'_>) -> (R, bool),
+    ) -> Result<R, Miss> {
         let h = self.hash(key);
         let shard = self.shard(h);
         let now = self.clock.now();
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
         let it = self.slabs.ptr(r);
-        let entry = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
+        let entry = Entry {
+            it,
+            store: self,
+            prev_atime: it.atime(),
+            fetched_before: it.bits() & BIT_FETCHED != 0,
+        };
         let (out, remove) = f(&entry);
         if remove {
             self.unlink_locked(&mut table, shard, h, r);
@@ -925,7 +1035,11 @@ impl Store {
     /// flush_all with memcached's deadline semantics.
     pub fn flush_all(&self, delay: i64) {
         let now = self.clock.now();
-        let new_oldest = if delay > 0 { self.clock.realtime(delay) } else { now };
+        let new_oldest = if delay > 0 {
+            self.clock.realtime(delay)
+        } else {
+            now
+        };
         if self.use_cas {
             let ol = new_oldest.saturating_sub(1);
             self.oldest_live.store(ol, Ordering::Relaxed);
@@ -974,7 +1088,9 @@ impl Store {
                 let c = self.slabs.counters(class);
                 c.crawler_reclaimed.fetch_add(1, Ordering::Relaxed);
                 if why == Miss::Expired && it.bits() & BIT_FETCHED == 0 {
-                    self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .expired_unfetched
+                        .fetch_add(1, Ordering::Relaxed);
                     c.expired_unfetched.fetch_add(1, Ordering::Relaxed);
                 }
                 shard.items.fetch_sub(1, Ordering::Relaxed);
@@ -983,9 +1099,13 @@ impl Store {
                 reclaimed += 1;
                 false
             });
-            self.counters.crawler_items_checked.fetch_add(checked, Ordering::Relaxed);
+            self.counters
+                .crawler_items_checked
+                .fetch_add(checked, Ordering::Relaxed);
         }
-        self.counters.crawler_reclaimed.fetch_add(reclaimed, Ordering::Relaxed);
+        self.counters
+            .crawler_reclaimed
+            .fetch_add(reclaimed, Ordering::Relaxed);
         reclaimed
     }
 
@@ -1000,7 +1120,12 @@ impl Store {
                 if self.dead(it, now).is_some() {
                     continue;
                 }
-                let e = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
+                let e = Entry {
+                    it,
+                    store: self,
+                    prev_atime: it.atime(),
+                    fetched_before: it.bits() & BIT_FETCHED != 0,
+                };
                 if !f(&e) {
                     return;
                 }

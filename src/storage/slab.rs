@@ -30,7 +30,6 @@ pub type ChunkRef = u32;
 /// Largest number of slab classes (memcached's MAX_NUMBER_OF_SLAB_CLASSES is 64, ids 1..63).
 pub const MAX_CLASSES: usize = 63;
 
-
 /// Alignment of chunk sizes and of pages.
 const CHUNK_ALIGN: usize = 8;
 const PAGE_ALIGN: usize = 4096;
@@ -159,7 +158,11 @@ pub fn class_sizes(cfg: &SlabConfig, page_size: usize) -> Vec<usize> {
         while out.len() < MAX_CLASSES - 1 && size < stop {
             out.push(size);
             let next = align((size as f64 * cfg.factor) as usize);
-            size = if next > size { next } else { size + CHUNK_ALIGN };
+            size = if next > size {
+                next
+            } else {
+                size + CHUNK_ALIGN
+            };
         }
         out.push(cfg.chunk_max);
     }
@@ -181,9 +184,15 @@ impl Slabs {
     pub fn new(cfg: &SlabConfig) -> Slabs {
         let page_size = (1usize << 20).max(cfg.item_size_max);
         let sizes = class_sizes(cfg, page_size);
-        let mut classes = vec![ClassInfo { size: 0, per_page: 0 }];
+        let mut classes = vec![ClassInfo {
+            size: 0,
+            per_page: 0,
+        }];
         for s in &sizes {
-            classes.push(ClassInfo { size: *s, per_page: (page_size / s).max(1) });
+            classes.push(ClassInfo {
+                size: *s,
+                per_page: (page_size / s).max(1),
+            });
         }
         let max_per_page = classes[1..].iter().map(|c| c.per_page).max().unwrap_or(1);
         let slot_bits = usize::BITS - (max_per_page - 1).leading_zeros();
@@ -192,10 +201,16 @@ impl Slabs {
         Slabs {
             page_size,
             slot_bits,
-            state: (0..classes.len()).map(|_| CachePadded::new(Mutex::new(ClassState::default()))).collect(),
-            counters: (0..classes.len()).map(|_| ClassCounters::default()).collect(),
+            state: (0..classes.len())
+                .map(|_| CachePadded::new(Mutex::new(ClassState::default())))
+                .collect(),
+            counters: (0..classes.len())
+                .map(|_| ClassCounters::default())
+                .collect(),
             classes,
-            pages: (0..capacity).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
+            pages: (0..capacity)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
             page_class: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
             page_draining: (0..capacity).map(|_| AtomicBool::new(false)).collect(),
             pages_allocated: AtomicUsize::new(0),
@@ -227,7 +242,10 @@ impl Slabs {
     #[inline]
     pub fn class_for(&self, size: usize) -> Option<u8> {
         // Classes are few (<= 63) and the small ones are hot: a linear scan beats a search.
-        self.classes[1..].iter().position(|c| c.size >= size).map(|i| (i + 1) as u8)
+        self.classes[1..]
+            .iter()
+            .position(|c| c.size >= size)
+            .map(|i| (i + 1) as u8)
     }
 
     /// Largest item the classes can hold.
@@ -297,7 +315,11 @@ impl Slabs {
         let slot = (r & ((1 << self.slot_bits) - 1)) as usize;
         let base = self.pages[page].load(Ordering::Acquire);
         // SAFETY: live page of this class; slot < per_page.
-        unsafe { ItemPtr::from_raw(NonNull::new_unchecked(base.add(slot * self.classes[class as usize].size))) }
+        unsafe {
+            ItemPtr::from_raw(NonNull::new_unchecked(
+                base.add(slot * self.classes[class as usize].size),
+            ))
+        }
     }
 
     fn try_alloc_locked(&self, class: u8, st: &mut ClassState) -> Option<ChunkRef> {
@@ -382,7 +404,11 @@ impl Slabs {
                 st.hand_page = 0;
                 st.hand_slot = 0;
             }
-            let limit = if st.hand_page == last { st.carve_next.min(per_page) } else { per_page };
+            let limit = if st.hand_page == last {
+                st.carve_next.min(per_page)
+            } else {
+                per_page
+            };
             if st.hand_slot < limit {
                 let r = self.make_ref(st.pages[st.hand_page], st.hand_slot);
                 st.hand_slot += 1;
@@ -416,7 +442,11 @@ impl Slabs {
         let per_page = self.classes[class as usize].per_page;
         let idx = st.hand_page.min(st.pages.len() - 1);
         let last = st.pages.len() - 1;
-        let carved = if idx == last { st.carve_next.min(per_page) } else { per_page };
+        let carved = if idx == last {
+            st.carve_next.min(per_page)
+        } else {
+            per_page
+        };
         let page = st.pages.remove(idx);
         if idx == last {
             // The carving page left: the new last page (if any) is fully carved.
@@ -464,7 +494,15 @@ impl Slabs {
             let (pages, free, free_end) = {
                 let st = self.state[id].lock();
                 let per_page = self.classes[id].per_page;
-                (st.pages.len(), st.free.len(), if st.pages.is_empty() { 0 } else { per_page - st.carve_next.min(per_page) })
+                (
+                    st.pages.len(),
+                    st.free.len(),
+                    if st.pages.is_empty() {
+                        0
+                    } else {
+                        per_page - st.carve_next.min(per_page)
+                    },
+                )
             };
             if pages == 0 {
                 continue;

@@ -1,0 +1,623 @@
+//! Command line: memcached 1.6's flags, defaults and long names, parsed with clap.
+//!
+//! Owns: the `Args` clap definition, the `-o` extended options, validation with memcached's
+//! messages, and the resulting `Config` that the rest of the program reads. Does no I/O except
+//! what clap does for `--help`/`--version`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+/// The version clients see: memcached's numbering first (clients gate features on it), then ours.
+pub const VERSION: &str = concat!("1.6.18-rustcached-", env!("CARGO_PKG_VERSION"));
+
+/// Exit code for configuration errors (EX_USAGE), as memcached uses.
+pub const EX_USAGE: i32 = 64;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "rustcached",
+    version = VERSION,
+    about = "A memcached-compatible, multithreaded cache daemon",
+    disable_version_flag = true
+)]
+pub struct Args {
+    /// TCP port to listen on (0 = off)
+    #[arg(short = 'p', long = "port", default_value_t = 11211)]
+    pub port: u16,
+    /// UDP port to listen on (0 = off; UDP is not served, see README)
+    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
+    pub udp_port: u16,
+    /// UNIX socket to listen on (disables network support)
+    #[arg(short = 's', long = "unix-socket")]
+    pub unix_socket: Option<PathBuf>,
+    /// Permissions (octal) for the UNIX socket
+    #[arg(short = 'a', long = "unix-mask", default_value = "0700")]
+    pub unix_mask: String,
+    /// Interfaces to listen on, comma separated (default: all)
+    #[arg(short = 'l', long = "listen", action = ArgAction::Append)]
+    pub listen: Vec<String>,
+    /// Run as a daemon
+    #[arg(short = 'd', long = "daemon")]
+    pub daemon: bool,
+    /// Maximize core file limit
+    #[arg(short = 'r', long = "enable-coredumps")]
+    pub coredumps: bool,
+    /// Assume the identity of this user (only when run as root)
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Item memory in megabytes
+    #[arg(short = 'm', long = "memory-limit", default_value = "64")]
+    pub memory_limit: String,
+    /// Max simultaneous connections
+    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024)]
+    pub conn_limit: usize,
+    /// Lock down all paged memory
+    #[arg(short = 'k', long = "lock-memory")]
+    pub lock_memory: bool,
+    /// Verbose (repeat for more)
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Print version and exit
+    #[arg(short = 'V', long = "version")]
+    pub version: bool,
+    /// Print license and exit
+    #[arg(short = 'i', long = "license")]
+    pub license: bool,
+    /// Save PID in this file (only with -d)
+    #[arg(short = 'P', long = "pidfile")]
+    pub pidfile: Option<PathBuf>,
+    /// Chunk size growth factor
+    #[arg(short = 'f', long = "slab-growth-factor", default_value_t = 1.25)]
+    pub factor: f64,
+    /// Minimum space allocated for key + value + flags
+    #[arg(short = 'n', long = "slab-min-size", default_value_t = 48)]
+    pub min_size: usize,
+    /// Try to use large memory pages (accepted, ignored)
+    #[arg(short = 'L', long = "enable-largepages")]
+    pub largepages: bool,
+    /// Delimiter between key prefixes and IDs for `stats detail`
+    #[arg(short = 'D', default_value = ":")]
+    pub prefix_delimiter: String,
+    /// Number of worker threads
+    #[arg(short = 't', long = "threads", default_value_t = 4)]
+    pub threads: i64,
+    /// Maximum requests per event before yielding to other connections
+    #[arg(short = 'R', long = "max-reqs-per-event", default_value_t = 20)]
+    pub reqs_per_event: i64,
+    /// Disable use of CAS
+    #[arg(short = 'C', long = "disable-cas")]
+    pub disable_cas: bool,
+    /// TCP listen backlog
+    #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
+    pub backlog: i32,
+    /// Protocol: auto, ascii or binary
+    #[arg(short = 'B', long = "protocol", default_value = "auto")]
+    pub protocol: String,
+    /// Maximum item size (k/m suffixes allowed)
+    #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
+    pub max_item_size: String,
+    /// Turn on SASL authentication (binary protocol)
+    #[arg(short = 'S', long = "enable-sasl")]
+    pub sasl: bool,
+    /// Allow the `shutdown` command
+    #[arg(short = 'A', long = "enable-shutdown")]
+    pub enable_shutdown: bool,
+    /// Disable `flush_all`
+    #[arg(short = 'F', long = "disable-flush-all")]
+    pub disable_flush: bool,
+    /// Disable `stats cachedump` and `lru_crawler metadump`
+    #[arg(short = 'X', long = "disable-dumping")]
+    pub disable_dumping: bool,
+    /// Disable `watch`
+    #[arg(short = 'W', long = "disable-watch")]
+    pub disable_watch: bool,
+    /// ASCII authentication file (not supported; see README)
+    #[arg(short = 'Y', long = "auth-file")]
+    pub auth_file: Option<PathBuf>,
+    /// Memory file for restartable cache (not supported; see README)
+    #[arg(short = 'e', long = "memory-file")]
+    pub memory_file: Option<PathBuf>,
+    /// Return errors instead of evicting items when memory is full
+    #[arg(short = 'M', long = "disable-evictions")]
+    pub disable_evictions: bool,
+    /// NAPI ids (accepted, ignored)
+    #[arg(short = 'N', long = "napi-ids")]
+    pub napi_ids: Option<u32>,
+    /// TLS (not supported; see README)
+    #[arg(short = 'Z', long = "enable-ssl")]
+    pub ssl: bool,
+    /// Extended options, comma separated (key or key=value)
+    #[arg(short = 'o', long = "extended", action = ArgAction::Append, value_delimiter = ',')]
+    pub extended: Vec<String>,
+}
+
+/// How connections pick a protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    Auto,
+    Ascii,
+    Binary,
+}
+
+impl Binding {
+    pub fn stat_name(self) -> &'static str {
+        match self {
+            Binding::Auto => "auto-negotiate",
+            Binding::Ascii => "ascii",
+            Binding::Binary => "binary",
+        }
+    }
+}
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub port: u16,
+    pub udp_port: u16,
+    pub unix_socket: Option<PathBuf>,
+    pub unix_mask: u32,
+    /// Addresses to bind; empty with a port means "all interfaces".
+    pub listen: Vec<SocketAddr>,
+    /// The `-l` string as given (for `stats settings` `inter`).
+    pub listen_str: Option<String>,
+    pub daemon: bool,
+    pub coredumps: bool,
+    pub user: Option<String>,
+    pub maxbytes: usize,
+    pub maxconns: usize,
+    pub lock_memory: bool,
+    pub verbose: u8,
+    pub pidfile: Option<PathBuf>,
+    pub factor: f64,
+    pub chunk_size: usize,
+    pub threads: usize,
+    pub reqs_per_event: usize,
+    pub use_cas: bool,
+    pub backlog: i32,
+    pub binding: Binding,
+    pub item_size_max: usize,
+    pub sasl: bool,
+    pub shutdown_command: bool,
+    pub flush_enabled: bool,
+    pub dump_enabled: bool,
+    pub watch_enabled: bool,
+    pub evictions: bool,
+    pub prefix_delimiter: char,
+    // extended options
+    pub maxconns_fast: bool,
+    pub hashpower_init: u32,
+    pub slab_reassign: bool,
+    pub slab_automove: u32,
+    pub slab_automove_ratio: f64,
+    pub slab_automove_window: u32,
+    pub slab_chunk_max: usize,
+    pub slab_sizes: Option<Vec<usize>>,
+    pub lru_crawler: bool,
+    pub lru_crawler_sleep: u32,
+    pub lru_crawler_tocrawl: u32,
+    pub lru_maintainer: bool,
+    pub lru_segmented: bool,
+    pub hot_lru_pct: u32,
+    pub warm_lru_pct: u32,
+    pub hot_max_factor: f64,
+    pub warm_max_factor: f64,
+    pub temp_lru: bool,
+    pub temporary_ttl: u32,
+    pub idle_timeout: u32,
+    pub watcher_logbuf_size: u32,
+    pub worker_logbuf_size: u32,
+    pub read_buf_mem_limit: u32,
+    pub track_sizes: bool,
+    pub tail_repair_time: u32,
+    pub hash_algorithm: String,
+    /// Our addition: allow the `debugtime` command to move the clock (tests only).
+    pub debug_time: bool,
+}
+
+/// A configuration error: the message memcached would print, and the exit code.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub message: String,
+    pub code: i32,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn usage(msg: impl Into<String>) -> ConfigError {
+    ConfigError {
+        message: msg.into(),
+        code: EX_USAGE,
+    }
+}
+
+/// Parse a size with an optional k/m/g suffix (memcached's `-I` rules, extended to `-m`).
+pub fn parse_size(s: &str, default_unit: usize) -> Option<usize> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1024),
+        'm' | 'M' => (&s[..s.len() - 1], 1024 * 1024),
+        'g' | 'G' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, default_unit),
+    };
+    num.parse::<usize>().ok()?.checked_mul(mult)
+}
+
+/// Parse `-l` entries: `host`, `host:port`, `[v6]`, `[v6]:port`, `v6`, comma/semicolon lists.
+pub fn parse_listen(entries: &[String], port: u16) -> Result<Vec<SocketAddr>, ConfigError> {
+    let mut out = Vec::new();
+    for entry in entries {
+        for item in entry
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            // memcached 1.6 allows prefixes like `notls:` and `proto[ascii]:`; strip `notls:`.
+            let item = item.strip_prefix("notls:").unwrap_or(item);
+            let addr = if let Ok(sa) = item.parse::<SocketAddr>() {
+                sa
+            } else if let Ok(ip) = item.parse::<IpAddr>() {
+                SocketAddr::new(ip, port)
+            } else if let Some(inner) = item.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                let ip: IpAddr = inner
+                    .parse()
+                    .map_err(|_| usage(format!("bad listen address: {item}")))?;
+                SocketAddr::new(ip, port)
+            } else {
+                // host[:port] by name
+                let (host, p) = match item.rsplit_once(':') {
+                    Some((h, p)) if !h.contains(':') => (
+                        h,
+                        p.parse::<u16>()
+                            .map_err(|_| usage(format!("bad listen port: {item}")))?,
+                    ),
+                    _ => (item, port),
+                };
+                use std::net::ToSocketAddrs;
+                let mut found = (host, p)
+                    .to_socket_addrs()
+                    .map_err(|e| usage(format!("failed to resolve {host}: {e}")))?;
+                let first = found
+                    .next()
+                    .ok_or_else(|| usage(format!("no address for {host}")))?;
+                out.extend(found);
+                first
+            };
+            out.push(addr);
+        }
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Validate parsed arguments into settings.
+    pub fn from_args(a: &Args) -> Result<Config, ConfigError> {
+        let maxbytes = parse_size(&a.memory_limit, 1024 * 1024)
+            .ok_or_else(|| usage("bad memory limit (-m)"))?;
+        let item_size_max =
+            parse_size(&a.max_item_size, 1).ok_or_else(|| usage("bad item size (-I)"))?;
+        if item_size_max < 1024 {
+            return Err(usage("Item max size cannot be less than 1024 bytes."));
+        }
+        if item_size_max > maxbytes / 2 {
+            return Err(usage(
+                "Cannot set item size limit higher than 1/2 of memory max.",
+            ));
+        }
+        if item_size_max > 1024 * 1024 * 1024 {
+            return Err(usage("Cannot set item size limit higher than a gigabyte."));
+        }
+        if a.threads <= 0 {
+            return Err(ConfigError {
+                message: "Number of threads must be greater than 0".into(),
+                code: 1,
+            });
+        }
+        if a.reqs_per_event <= 0 {
+            return Err(ConfigError {
+                message: "Number of requests per event must be greater than 0".into(),
+                code: 1,
+            });
+        }
+        if a.factor <= 1.0 {
+            return Err(ConfigError {
+                message: "Factor must be greater than 1".into(),
+                code: 1,
+            });
+        }
+        if a.min_size == 0 {
+            return Err(ConfigError {
+                message: "Chunk size must be greater than 0".into(),
+                code: 1,
+            });
+        }
+        let binding = match a.protocol.as_str() {
+            "auto" => Binding::Auto,
+            "binary" => Binding::Binary,
+            "ascii" => Binding::Ascii,
+            other => {
+                return Err(ConfigError { message: format!("Invalid value for binding protocol: {other}\n -- should be one of auto, binary, or ascii"), code: EX_USAGE })
+            }
+        };
+        let unix_mask = u32::from_str_radix(a.unix_mask.trim_start_matches("0o"), 8)
+            .map_err(|_| usage("bad unix mask (-a)"))?;
+        if a.ssl {
+            return Err(usage(
+                "TLS (-Z) is not supported by this build; terminate TLS in front of rustcached",
+            ));
+        }
+        if a.auth_file.is_some() {
+            return Err(usage("ASCII authentication (-Y) is not supported yet"));
+        }
+        if a.sasl && binding == Binding::Ascii {
+            return Err(usage(
+                "ERROR: You cannot allow the ASCII protocol while using SASL.",
+            ));
+        }
+        let listen = if a.unix_socket.is_some() {
+            Vec::new()
+        } else {
+            parse_listen(&a.listen, a.port)?
+        };
+        let delim = a.prefix_delimiter.chars().next().unwrap_or(':');
+        let mut c = Config {
+            port: a.port,
+            udp_port: a.udp_port,
+            unix_socket: a.unix_socket.clone(),
+            unix_mask,
+            listen,
+            listen_str: if a.listen.is_empty() {
+                None
+            } else {
+                Some(a.listen.join(","))
+            },
+            daemon: a.daemon,
+            coredumps: a.coredumps,
+            user: a.user.clone(),
+            maxbytes,
+            maxconns: a.conn_limit,
+            lock_memory: a.lock_memory,
+            verbose: a.verbose,
+            pidfile: a.pidfile.clone(),
+            factor: a.factor,
+            chunk_size: a.min_size,
+            threads: a.threads as usize,
+            reqs_per_event: a.reqs_per_event as usize,
+            use_cas: !a.disable_cas,
+            backlog: a.backlog,
+            binding: if a.sasl { Binding::Binary } else { binding },
+            item_size_max,
+            sasl: a.sasl,
+            shutdown_command: a.enable_shutdown,
+            flush_enabled: !a.disable_flush,
+            dump_enabled: !a.disable_dumping,
+            watch_enabled: !a.disable_watch,
+            evictions: !a.disable_evictions,
+            prefix_delimiter: delim,
+            maxconns_fast: true,
+            hashpower_init: 0,
+            slab_reassign: true,
+            slab_automove: 1,
+            slab_automove_ratio: 0.8,
+            slab_automove_window: 30,
+            slab_chunk_max: 512 * 1024,
+            slab_sizes: None,
+            lru_crawler: true,
+            lru_crawler_sleep: 100,
+            lru_crawler_tocrawl: 0,
+            lru_maintainer: true,
+            lru_segmented: true,
+            hot_lru_pct: 20,
+            warm_lru_pct: 40,
+            hot_max_factor: 0.2,
+            warm_max_factor: 2.0,
+            temp_lru: false,
+            temporary_ttl: 61,
+            idle_timeout: 0,
+            watcher_logbuf_size: 256 * 1024,
+            worker_logbuf_size: 64 * 1024,
+            read_buf_mem_limit: 0,
+            track_sizes: false,
+            tail_repair_time: 0,
+            hash_algorithm: "murmur3".into(),
+            debug_time: false,
+        };
+        for opt in &a.extended {
+            c.apply_extended(opt)?;
+        }
+        if c.slab_chunk_max > item_size_max.max(1 << 20) / 2 && c.slab_chunk_max != 512 * 1024 {
+            return Err(usage(
+                "slab_chunk_max cannot be larger than half the page size",
+            ));
+        }
+        if c.hot_lru_pct + c.warm_lru_pct > 80 {
+            return Err(ConfigError {
+                message: "hot_lru_pct + warm_lru_pct cannot be more than 80% combined".into(),
+                code: 1,
+            });
+        }
+        Ok(c)
+    }
+
+    fn apply_extended(&mut self, opt: &str) -> Result<(), ConfigError> {
+        let opt = opt.trim();
+        if opt.is_empty() {
+            return Ok(());
+        }
+        let (key, val) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        let bad = || ConfigError {
+            message: format!("Illegal suboption \"{opt}\""),
+            code: 1,
+        };
+        let num = |v: Option<&str>| -> Result<u32, ConfigError> {
+            v.and_then(|v| v.parse::<u32>().ok()).ok_or_else(bad)
+        };
+        let float = |v: Option<&str>| -> Result<f64, ConfigError> {
+            v.and_then(|v| v.parse::<f64>().ok()).ok_or_else(bad)
+        };
+        match key {
+            "maxconns_fast" => self.maxconns_fast = true,
+            "no_maxconns_fast" => self.maxconns_fast = false,
+            "hashpower" => {
+                let hp = num(val)?;
+                if !(12..=32).contains(&hp) {
+                    return Err(ConfigError {
+                        message: "Initial hashtable multiplier of 12 is too low".into(),
+                        code: 1,
+                    });
+                }
+                self.hashpower_init = hp;
+            }
+            "no_hashexpand" => {}
+            "slab_reassign" => self.slab_reassign = true,
+            "no_slab_reassign" => self.slab_reassign = false,
+            "slab_automove" => self.slab_automove = num(val.or(Some("1")))?,
+            "slab_automove_ratio" => self.slab_automove_ratio = float(val)?,
+            "slab_automove_window" => self.slab_automove_window = num(val)?,
+            "slab_chunk_max" => {
+                self.slab_chunk_max = parse_size(val.ok_or_else(bad)?, 1).ok_or_else(bad)?
+            }
+            "slab_sizes" => {
+                let sizes: Result<Vec<usize>, _> = val
+                    .ok_or_else(bad)?
+                    .split('-')
+                    .map(|s| s.parse::<usize>())
+                    .collect();
+                self.slab_sizes = Some(sizes.map_err(|_| bad())?);
+            }
+            "lru_crawler" => self.lru_crawler = true,
+            "no_lru_crawler" => self.lru_crawler = false,
+            "lru_crawler_sleep" => self.lru_crawler_sleep = num(val)?,
+            "lru_crawler_tocrawl" => self.lru_crawler_tocrawl = num(val)?,
+            "lru_maintainer" => self.lru_maintainer = true,
+            "no_lru_maintainer" => self.lru_maintainer = false,
+            "hot_lru_pct" => self.hot_lru_pct = num(val)?,
+            "warm_lru_pct" => self.warm_lru_pct = num(val)?,
+            "hot_max_factor" => self.hot_max_factor = float(val)?,
+            "warm_max_factor" => self.warm_max_factor = float(val)?,
+            "temporary_ttl" => {
+                self.temp_lru = true;
+                self.temporary_ttl = num(val)?;
+            }
+            "idle_timeout" => self.idle_timeout = num(val)?,
+            "watcher_logbuf_size" => self.watcher_logbuf_size = num(val)?.saturating_mul(1024),
+            "worker_logbuf_size" => self.worker_logbuf_size = num(val)?.saturating_mul(1024),
+            "read_buf_mem_limit" => self.read_buf_mem_limit = num(val)?.saturating_mul(1024 * 1024),
+            "track_sizes" => self.track_sizes = true,
+            "tail_repair_time" => self.tail_repair_time = num(val)?,
+            "hash_algorithm" => match val {
+                Some(h @ ("jenkins" | "murmur3" | "xxh3")) => self.hash_algorithm = h.to_string(),
+                _ => return Err(bad()),
+            },
+            "modern" => {
+                self.slab_reassign = true;
+                self.slab_automove = 1;
+                self.lru_maintainer = true;
+                self.lru_segmented = true;
+                self.lru_crawler = true;
+            }
+            "no_modern" => {
+                self.slab_chunk_max = 512 * 1024;
+                self.slab_reassign = false;
+                self.slab_automove = 0;
+                self.maxconns_fast = false;
+                self.lru_segmented = false;
+                self.lru_maintainer = false;
+                self.lru_crawler = false;
+            }
+            "inline_ascii_resp"
+            | "no_inline_ascii_resp"
+            | "no_chunked_items"
+            | "drop_privileges"
+            | "no_drop_privileges"
+            | "lru_segmented"
+            | "no_lru_segmented"
+            | "large_memory_pages" => {}
+            "debug_time" => self.debug_time = true,
+            _ => return Err(bad()),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut v = vec!["rustcached"];
+        v.extend_from_slice(args);
+        Config::from_args(&Args::try_parse_from(v).map_err(|e| usage(e.to_string()))?)
+    }
+
+    #[test]
+    fn defaults_match_memcached() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.port, 11211);
+        assert_eq!(c.udp_port, 0);
+        assert_eq!(c.maxbytes, 64 << 20);
+        assert_eq!(c.maxconns, 1024);
+        assert_eq!(c.threads, 4);
+        assert_eq!(c.reqs_per_event, 20);
+        assert_eq!(c.item_size_max, 1 << 20);
+        assert_eq!(c.chunk_size, 48);
+        assert_eq!(c.binding, Binding::Auto);
+        assert!(c.use_cas && c.evictions && c.flush_enabled && !c.shutdown_command);
+    }
+
+    #[test]
+    fn memcached_style_flags() {
+        let c = parse(&[
+            "-p",
+            "1234",
+            "-m",
+            "128",
+            "-vv",
+            "-I",
+            "2m",
+            "-o",
+            "hashpower=20,no_lru_crawler",
+            "-l",
+            "127.0.0.1,[::1]:99",
+            "-C",
+            "-M",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 1234);
+        assert_eq!(c.maxbytes, 128 << 20);
+        assert_eq!(c.verbose, 2);
+        assert_eq!(c.item_size_max, 2 << 20);
+        assert_eq!(c.hashpower_init, 20);
+        assert!(!c.lru_crawler && !c.use_cas && !c.evictions);
+        assert_eq!(
+            c.listen,
+            vec![
+                "127.0.0.1:1234".parse().unwrap(),
+                "[::1]:99".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert_eq!(parse(&["-I", "512"]).unwrap_err().code, EX_USAGE);
+        assert_eq!(parse(&["-m", "1", "-I", "1m"]).unwrap_err().code, EX_USAGE);
+        assert_eq!(parse(&["-t", "0"]).unwrap_err().code, 1);
+        assert_eq!(
+            parse(&["-o", "bogus"]).unwrap_err().message,
+            "Illegal suboption \"bogus\""
+        );
+        assert!(parse(&["-B", "nope"]).is_err());
+        assert!(parse(&["-p", "notaport"]).is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! Process-level chores of the binary: root checks and `-u`, `-d`, `-P`, the fd limit for `-c`,
+//! signals, and systemd readiness notifications.
+//!
+//! The few libc calls here (getuid, getpwnam, setgid/setuid, setrlimit, fork/setsid via
+//! `daemon`) have no safe wrapper in our dependencies; each is commented.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use rustcached::config::Config;
+use rustcached::server::ServerHandle;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
+
+fn is_root() -> bool {
+    // SAFETY: getuid/geteuid have no preconditions.
+    unsafe { libc::getuid() == 0 || libc::geteuid() == 0 }
+}
+
+/// memcached refuses to run as root unless told which user to become.
+pub fn check_root(c: &Config) -> Result<(), String> {
+    if is_root() && c.user.as_deref().unwrap_or("").is_empty() {
+        return Err("can't run as root without the -u switch".into());
+    }
+    Ok(())
+}
+
+/// Become `-u` user (only when root), after binding.
+pub fn drop_privileges(c: &Config) -> Result<(), String> {
+    let Some(user) = c.user.as_deref() else {
+        return Ok(());
+    };
+    if !is_root() {
+        return Ok(());
+    }
+    let name =
+        CString::new(user).map_err(|_| format!("can't find the user {user} to switch to"))?;
+    // SAFETY: getpwnam returns a pointer to static storage or null; we read it at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("can't find the user {user} to switch to"));
+    }
+    // SAFETY: pw is non-null and points to a valid passwd record.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    // SAFETY: plain syscalls; failures are checked.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) < 0 {
+            return Err("failed to drop supplementary groups".into());
+        }
+        if libc::setgid(gid) < 0 || libc::setuid(uid) < 0 {
+            return Err("failed to assume identity of user".into());
+        }
+    }
+    Ok(())
+}
+
+/// Raise RLIMIT_NOFILE so that `-c` connections fit.
+pub fn raise_fd_limit(maxconns: usize) {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return;
+        }
+        let want = maxconns as libc::rlim_t;
+        if rl.rlim_cur < want {
+            let new = libc::rlimit {
+                rlim_cur: want.min(rl.rlim_max.max(want)),
+                rlim_max: rl.rlim_max.max(want),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 {
+                let capped = libc::rlimit {
+                    rlim_cur: want.min(rl.rlim_max),
+                    rlim_max: rl.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &capped);
+                log::warn!("could not raise the open files limit to {want}: connections may fail before -c");
+            }
+        }
+    }
+}
+
+/// `-d`: detach like memcached (chdir to / unless -r, close stdio unless -v).
+pub fn daemonize(c: &Config) -> Result<(), String> {
+    let nochdir = c.coredumps as i32;
+    let noclose = (c.verbose > 0) as i32;
+    // SAFETY: called before any thread is started (workers start in `Server::run`), so fork
+    // in daemon() is safe.
+    if unsafe { libc::daemon(nochdir, noclose) } != 0 {
+        return Err("failed to daemon() in order to daemonize".into());
+    }
+    Ok(())
+}
+
+/// `-P`: written at start, removed at exit.
+pub struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    pub fn create(path: Option<&Path>) -> PidFile {
+        let Some(p) = path else {
+            return PidFile(None);
+        };
+        match std::fs::write(p, format!("{}\n", std::process::id())) {
+            Ok(()) => PidFile(Some(p.to_path_buf())),
+            Err(e) => {
+                log::error!(
+                    "Could not open the pid file {} for writing: {e}",
+                    p.display()
+                );
+                PidFile(None)
+            }
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// SIGTERM/SIGINT/SIGUSR1 stop the server; SIGHUP is logged (nothing to reload yet).
+pub fn spawn_signal_thread(handle: ServerHandle) -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                match sig {
+                    SIGHUP => log::info!("SIGHUP received: nothing to reload"),
+                    s => {
+                        log::info!("signal {s} received, shutting down");
+                        handle.shutdown();
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Tell systemd we are ready (no-op without NOTIFY_SOCKET).
+pub fn notify_ready(status: &str) {
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(status),
+    ]);
+}
+
+pub fn notify_stopping() {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+}

@@ -1,0 +1,12 @@
+//! Wire protocols: pure functions over byte buffers.
+//!
+//! Owns: framing and parsing of the classic text protocol (`text`), and the number parsing
+//! rules memcached applies to tokens (`num`). Parsers borrow from the caller's buffer, never
+//! allocate per request, never block and never log; they know nothing of sockets or storage.
+//! The server (`server::*`) glues parsed requests to the store.
+
+pub mod num;
+pub mod text;
+
+/// Longest key memcached accepts.
+pub const KEY_MAX: usize = 250;

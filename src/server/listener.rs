@@ -1,0 +1,167 @@
+//! Listening sockets: TCP (every `-l` address, or all interfaces) and the UNIX socket (`-s`).
+//!
+//! Owns: socket options (SO_REUSEADDR, IPV6_V6ONLY, backlog `-b`, non-blocking), UNIX socket
+//! permissions (`-a`), adoption of systemd-activated sockets (`LISTEN_FDS`), and cloning one
+//! listener per worker (every worker accepts on the same socket).
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+
+/// A bound listener (std form; workers clone it into mio).
+pub enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl Listener {
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l) => l.as_raw_fd(),
+        }
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(_) => None,
+        }
+    }
+
+    /// `tcp:0.0.0.0:11211` / `unix:/path`, as `stats conns` prints addresses.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(SocketAddr::V4(a)) => format!("tcp:{}:{}", a.ip(), a.port()),
+                Ok(SocketAddr::V6(a)) => format!("tcp6:[{}]:{}", a.ip(), a.port()),
+                Err(_) => "tcp:?".into(),
+            },
+            Listener::Unix(l) => match l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            {
+                Some(p) => format!("unix:{p}"),
+                None => "unix:?".into(),
+            },
+        }
+    }
+
+    /// A clone for one worker, registered later with its `Poll`.
+    pub fn try_clone_mio(&self) -> io::Result<MioListener> {
+        Ok(match self {
+            Listener::Tcp(l) => MioListener::Tcp(mio::net::TcpListener::from_std(l.try_clone()?)),
+            Listener::Unix(l) => {
+                MioListener::Unix(mio::net::UnixListener::from_std(l.try_clone()?))
+            }
+        })
+    }
+}
+
+/// A worker's listener.
+pub enum MioListener {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener),
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(backlog)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Sockets handed over by systemd socket activation (`LISTEN_PID`/`LISTEN_FDS`).
+fn activated() -> Vec<Listener> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let n = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    if !pid_ok || n <= 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for fd in 3..3 + n {
+        // SAFETY: systemd passed these descriptors to us (LISTEN_PID is our pid) and nothing
+        // else in the process owns them.
+        let sock = unsafe { Socket::from_raw_fd(fd) };
+        let _ = sock.set_nonblocking(true);
+        match sock.local_addr() {
+            Ok(a) if a.as_socket().is_some() => out.push(Listener::Tcp(sock.into())),
+            Ok(_) => out.push(Listener::Unix(sock.into())),
+            Err(e) => log::error!("LISTEN_FDS descriptor {fd} unusable: {e}"),
+        }
+    }
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    out
+}
+
+/// Bind everything the configuration asks for.
+pub fn bind_all(c: &Config) -> io::Result<Vec<Listener>> {
+    let act = activated();
+    if !act.is_empty() {
+        log::info!(
+            "using {} socket(s) from systemd socket activation",
+            act.len()
+        );
+        return Ok(act);
+    }
+    let mut out = Vec::new();
+    if let Some(path) = &c.unix_socket {
+        let _ = std::fs::remove_file(path);
+        let l = std::os::unix::net::UnixListener::bind(path)?;
+        l.set_nonblocking(true)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(c.unix_mask))?;
+        out.push(Listener::Unix(l));
+        return Ok(out);
+    }
+    if c.port == 0 && c.listen.iter().all(|a| a.port() == 0) && !c.listen.is_empty() {
+        // explicit port 0 in -l: an ephemeral port (tests)
+    } else if c.port == 0 && c.listen.is_empty() {
+        return Ok(out);
+    }
+    if c.listen.is_empty() {
+        out.push(Listener::Tcp(bind_tcp(
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), c.port),
+            c.backlog,
+        )?));
+        match bind_tcp(
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), c.port),
+            c.backlog,
+        ) {
+            Ok(l) => out.push(Listener::Tcp(l)),
+            Err(e) => log::info!("not listening on IPv6: {e}"),
+        }
+    } else {
+        for a in &c.listen {
+            let l = bind_tcp(*a, c.backlog)
+                .map_err(|e| io::Error::new(e.kind(), format!("failed to listen on {a}: {e}")))?;
+            out.push(Listener::Tcp(l));
+        }
+    }
+    for l in &out {
+        log::info!("listening on {}", l.describe());
+    }
+    Ok(out)
+}

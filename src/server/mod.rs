@@ -1,0 +1,227 @@
+//! The server: listeners, worker threads and the glue between protocols and storage.
+//!
+//! Owns: binding (`listener`), the worker event loops (`worker`), per-connection buffers and
+//! framing (`conn`), protocol dispatch (`text`), `stats` output (`report`), and the background
+//! maintenance thread (clock ticks, expiry crawling). `Server::bind` binds everything and
+//! returns; `Server::run` serves until `ServerHandle::shutdown` (or the `shutdown` command),
+//! then drains and joins every thread.
+//!
+//! Thread model: `-t` workers, each with its own `mio::Poll`, each accepting on (a clone of)
+//! every listener and serving the connections it accepted until they close. Workers share only
+//! `Shared`: the store (lock-striped), the counters (per-worker, single writer) and flags.
+
+pub mod conn;
+pub mod listener;
+pub mod report;
+pub mod text;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex as StdMutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::config::Config;
+use crate::stats::Stats;
+use crate::storage::{Clock, Store, StoreConfig};
+
+/// What `stats conns` shows about one connection or listener.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub addr: String,
+    pub listen_addr: String,
+    pub listening: bool,
+    pub udp: bool,
+    /// Relative time of the last command.
+    pub last_cmd: AtomicU32,
+}
+
+/// State shared by all threads.
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub stats: Stats,
+    pub started: Instant,
+    pub verbosity: AtomicU32,
+    /// Set when the server must stop.
+    pub stopping: AtomicBool,
+    /// Open connections and listeners by fd, for `stats conns`.
+    pub conns: Mutex<BTreeMap<i32, Arc<ConnInfo>>>,
+    stop_lock: StdMutex<bool>,
+    stop_cv: Condvar,
+}
+
+impl Shared {
+    pub fn clock(&self) -> &Clock {
+        self.store.clock()
+    }
+
+    /// Ask the server to stop (SIGTERM, SIGINT, the `shutdown` command).
+    pub fn request_shutdown(&self) {
+        let mut s = self.stop_lock.lock().unwrap_or_else(|e| e.into_inner());
+        *s = true;
+        self.stop_cv.notify_all();
+    }
+
+    fn wait_for_shutdown(&self) {
+        let mut s = self.stop_lock.lock().unwrap_or_else(|e| e.into_inner());
+        while !*s {
+            s = self.stop_cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A handle to stop a running server from another thread.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl ServerHandle {
+    pub fn shutdown(&self) {
+        self.shared.request_shutdown();
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Vec<listener::Listener>,
+}
+
+impl Server {
+    /// Build the store and bind every listener.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let clock = Arc::new(Clock::new());
+        let store_cfg = StoreConfig {
+            limit_bytes: config.maxbytes,
+            item_size_max: config.item_size_max,
+            factor: config.factor,
+            min_space: config.chunk_size,
+            chunk_max: config.slab_chunk_max,
+            slab_sizes: config.slab_sizes.clone(),
+            evictions: config.evictions,
+            use_cas: config.use_cas,
+            shard_bits: 10,
+        };
+        let store = Store::new(&store_cfg, clock);
+        let listeners = listener::bind_all(&config)?;
+        let shared = Arc::new(Shared {
+            verbosity: AtomicU32::new(config.verbose as u32),
+            stats: Stats::new(config.threads),
+            config,
+            store,
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+            conns: Mutex::new(BTreeMap::new()),
+            stop_lock: StdMutex::new(false),
+            stop_cv: Condvar::new(),
+        });
+        {
+            let mut reg = shared.conns.lock();
+            for l in &listeners {
+                reg.insert(
+                    l.fd(),
+                    Arc::new(ConnInfo {
+                        addr: l.describe(),
+                        listen_addr: l.describe(),
+                        listening: true,
+                        udp: false,
+                        last_cmd: AtomicU32::new(0),
+                    }),
+                );
+            }
+            shared
+                .stats
+                .global
+                .listeners
+                .store(listeners.len(), Ordering::Relaxed);
+        }
+        Ok(Server { shared, listeners })
+    }
+
+    /// TCP addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr())
+            .collect()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Serve until shutdown is requested; `on_ready` runs once every worker is started.
+    pub fn run(self, on_ready: impl FnOnce()) -> io::Result<()> {
+        let shared = self.shared;
+        let mut workers = Vec::new();
+        let mut wakers = Vec::new();
+        for id in 0..shared.config.threads {
+            let w = worker::Worker::new(id, shared.clone(), &self.listeners)?;
+            wakers.push(w.waker());
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{id}"))
+                    .spawn(move || w.run())?,
+            );
+        }
+        let maint = spawn_maintenance(shared.clone())?;
+        on_ready();
+        shared.wait_for_shutdown();
+        log::info!("shutting down");
+        shared.stopping.store(true, Ordering::SeqCst);
+        for w in &wakers {
+            let _ = w.wake();
+        }
+        for w in workers {
+            if w.join().is_err() {
+                log::error!("a worker thread panicked during shutdown");
+            }
+        }
+        let _ = maint.join();
+        drop(self.listeners);
+        if let Some(path) = &shared.config.unix_socket {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+}
+
+/// Clock ticks and the expiry crawler.
+fn spawn_maintenance(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || {
+            let tick = Duration::from_millis(100);
+            let shards = shared.store.shard_count();
+            // A full crawl pass takes about 5 seconds.
+            let per_tick = shards.div_ceil(50);
+            let mut cursor = 0;
+            let mut last_tick = Instant::now();
+            while !shared.stopping.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                if last_tick.elapsed() >= Duration::from_millis(200) {
+                    shared.clock().tick();
+                    last_tick = Instant::now();
+                }
+                shared.clock().tick();
+                if shared.config.lru_crawler {
+                    let end = (cursor + per_tick).min(shards);
+                    shared.store.crawl(cursor, end);
+                    cursor = if end >= shards { 0 } else { end };
+                }
+            }
+        })
+}

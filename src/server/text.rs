@@ -1,0 +1,345 @@
+//! Text-protocol dispatch: the only place where parsed text commands meet the store.
+//!
+//! Owns: executing each classic command against `storage::Store`, counting it in the worker's
+//! `ThreadStats` the way memcached counts it, and writing the byte-exact reply (or nothing,
+//! under `noreply`).
+
+use std::sync::atomic::Ordering;
+
+use super::conn::{Action, Ctx};
+use super::report;
+use crate::config::VERSION;
+use crate::protocol::text::{self as ptext, reply, Command, StoreCmd, StoreKind};
+use crate::protocol::KEY_MAX;
+use crate::storage::{
+    item, DeleteOutcome, DeltaOutcome, GetOpts, Miss, Mode, StoreOutcome, StoreReq,
+};
+
+#[inline]
+fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
+    if !noreply {
+        out.extend_from_slice(r);
+    }
+}
+
+#[inline]
+fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Refuse a storage command before its data arrives when the item can never fit: reply, count,
+/// drop the old item for `set`. Returns true when refused (the caller swallows the data).
+pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) -> bool {
+    let store = &ctx.shared.store;
+    let fits_class = store
+        .slabs()
+        .class_for(item::item_size(sc.key.len(), sc.bytes))
+        .is_some();
+    if !store.too_large(sc.key.len(), sc.bytes, sc.flags) && fits_class {
+        return false;
+    }
+    ctx.stats.store_too_large.inc();
+    if sc.kind == StoreKind::Set {
+        store.delete(sc.key, 0);
+    }
+    put(out, sc.noreply, reply::TOO_LARGE);
+    true
+}
+
+/// A storage command with its data block.
+pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
+    let store = &ctx.shared.store;
+    let mode = match sc.kind {
+        StoreKind::Set => Mode::Set,
+        StoreKind::Add => Mode::Add,
+        StoreKind::Replace => Mode::Replace,
+        StoreKind::Append => Mode::Append,
+        StoreKind::Prepend => Mode::Prepend,
+        StoreKind::Cas => Mode::Cas,
+    };
+    let mut req = StoreReq::new(mode, sc.key, data, sc.flags, sc.exptime);
+    req.cas = sc.cas;
+    let class = store
+        .slabs()
+        .class_for(item::item_size(sc.key.len(), data.len()))
+        .unwrap_or(0) as usize;
+    let slab = &ctx.stats.slab[class];
+    slab.set_cmds.inc();
+    let r = match store.store(&req) {
+        StoreOutcome::Stored { .. } => {
+            if mode == Mode::Cas {
+                slab.cas_hits.inc();
+            }
+            reply::STORED
+        }
+        StoreOutcome::NotStored => reply::NOT_STORED,
+        StoreOutcome::Exists => {
+            slab.cas_badval.inc();
+            reply::EXISTS
+        }
+        StoreOutcome::NotFound => {
+            ctx.stats.cas_misses.inc();
+            reply::NOT_FOUND
+        }
+        StoreOutcome::TooLarge => {
+            ctx.stats.store_too_large.inc();
+            reply::TOO_LARGE
+        }
+        StoreOutcome::NoMemory => {
+            ctx.stats.store_no_memory.inc();
+            reply::NO_MEMORY
+        }
+    };
+    put(out, sc.noreply, r);
+}
+
+/// Every other command.
+pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
+    let sh = ctx.shared;
+    let store = &sh.store;
+    match cmd {
+        Command::Get { cas, touch, keys } => get(ctx, cas, touch, keys, out),
+        Command::Store(_) => unreachable!("storage commands are handled with their data"),
+        Command::Delete { key, noreply } => {
+            let r = match store.delete(key, 0) {
+                DeleteOutcome::Deleted => {
+                    ctx.stats.slab[0].delete_hits.inc();
+                    reply::DELETED
+                }
+                _ => {
+                    ctx.stats.delete_misses.inc();
+                    reply::NOT_FOUND
+                }
+            };
+            put(out, noreply, r);
+        }
+        Command::Arith {
+            incr,
+            key,
+            delta,
+            noreply,
+        } => match store.delta(key, incr, delta, 0, None, None) {
+            DeltaOutcome::Value { value, .. } => {
+                if incr {
+                    ctx.stats.slab[0].incr_hits.inc();
+                } else {
+                    ctx.stats.slab[0].decr_hits.inc();
+                }
+                if !noreply {
+                    num(out, value);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            DeltaOutcome::NotFound | DeltaOutcome::Exists => {
+                if incr {
+                    ctx.stats.incr_misses.inc();
+                } else {
+                    ctx.stats.decr_misses.inc();
+                }
+                put(out, noreply, reply::NOT_FOUND);
+            }
+            DeltaOutcome::NonNumeric => put(out, noreply, reply::NON_NUMERIC),
+            DeltaOutcome::NoMemory => put(out, noreply, reply::NO_MEMORY_DELTA),
+        },
+        Command::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            ctx.stats.touch_cmds.inc();
+            match store.get(key, GetOpts::touch(exptime), |e| e.class()) {
+                Ok(class) => {
+                    ctx.stats.slab[class as usize].touch_hits.inc();
+                    put(out, noreply, reply::TOUCHED);
+                }
+                Err(_) => {
+                    ctx.stats.touch_misses.inc();
+                    put(out, noreply, reply::NOT_FOUND);
+                }
+            }
+        }
+        Command::FlushAll { delay, noreply } => {
+            ctx.stats.flush_cmds.inc();
+            if !sh.config.flush_enabled {
+                put(out, noreply, reply::FLUSH_DISABLED);
+            } else {
+                store.flush_all(delay);
+                put(out, noreply, reply::OK);
+            }
+        }
+        Command::Version => {
+            out.extend_from_slice(b"VERSION ");
+            out.extend_from_slice(VERSION.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Command::Quit => return Action::Close,
+        Command::Shutdown { graceful } => {
+            if !sh.config.shutdown_command {
+                out.extend_from_slice(reply::SHUTDOWN_DISABLED);
+            } else {
+                log::info!(
+                    "shutdown{} requested by a client",
+                    if graceful { " graceful" } else { "" }
+                );
+                sh.request_shutdown();
+                return Action::Close;
+            }
+        }
+        Command::Verbosity { level, noreply } => {
+            let level = level.min(3);
+            sh.verbosity.store(level, Ordering::Relaxed);
+            crate::set_log_level(level as u8);
+            put(out, noreply, reply::OK);
+        }
+        Command::CacheMemlimit { mb, noreply } => {
+            if mb < 8 {
+                put(out, noreply, reply::MEMLIMIT_SMALL);
+            } else if mb > 1_000_000_000 {
+                put(out, noreply, reply::MEMLIMIT_UNITS);
+            } else {
+                store.set_limit_bytes(mb as usize * 1024 * 1024);
+                put(out, noreply, reply::OK);
+            }
+        }
+        Command::Stats { args, nargs } => stats(ctx, &args[..nargs], out),
+        Command::Meta { .. } => out.extend_from_slice(reply::ERROR),
+        Command::MetaNoop => out.extend_from_slice(b"MN\r\n"),
+        Command::DebugTime { secs } => {
+            if sh.config.debug_time {
+                sh.clock().advance(secs);
+                out.extend_from_slice(reply::OK);
+            } else {
+                out.extend_from_slice(reply::ERROR);
+            }
+        }
+        Command::SlabsAutomove { .. } => out.extend_from_slice(reply::OK),
+        Command::SlabsReassign { src, dst } => {
+            let n = store.slabs().class_count() as i32;
+            if src == dst {
+                out.extend_from_slice(b"SAME src and dst class are identical\r\n");
+            } else if src < -1 || src == 0 || src > n || dst < 1 || dst > n {
+                out.extend_from_slice(b"BADCLASS invalid src or dst class id\r\n");
+            } else {
+                out.extend_from_slice(b"NOSPARE source class has no spare pages\r\n");
+            }
+        }
+        Command::Error { reply, noreply } => put(out, noreply, reply),
+    }
+    Action::Continue
+}
+
+fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<u8>) {
+    let store = &ctx.shared.store;
+    let start = out.len();
+    let opts = match touch {
+        Some(t) => GetOpts::touch(t),
+        None => GetOpts::GET,
+    };
+    for key in ptext::keys(keys) {
+        if key.len() > KEY_MAX {
+            out.truncate(start);
+            out.extend_from_slice(reply::BAD_FORMAT);
+            return;
+        }
+        ctx.stats.get_cmds.inc();
+        if touch.is_some() {
+            ctx.stats.touch_cmds.inc();
+        }
+        let r = store.get(key, opts, |e| {
+            let v = e.value();
+            out.extend_from_slice(b"VALUE ");
+            out.extend_from_slice(key);
+            out.push(b' ');
+            num(out, e.flags());
+            out.push(b' ');
+            num(out, v.len());
+            if cas {
+                out.push(b' ');
+                num(out, e.cas());
+            }
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\r\n");
+            e.class()
+        });
+        match r {
+            Ok(class) => {
+                if touch.is_some() {
+                    ctx.stats.slab[class as usize].touch_hits.inc();
+                } else {
+                    ctx.stats.slab[class as usize].get_hits.inc();
+                }
+            }
+            Err(miss) => {
+                if touch.is_some() {
+                    ctx.stats.touch_misses.inc();
+                } else {
+                    ctx.stats.get_misses.inc();
+                }
+                match miss {
+                    Miss::Expired => ctx.stats.get_expired.inc(),
+                    Miss::Flushed => ctx.stats.get_flushed.inc(),
+                    Miss::Absent => {}
+                }
+            }
+        }
+    }
+    out.extend_from_slice(reply::END);
+}
+
+fn write_pairs(pairs: &report::Pairs, out: &mut Vec<u8>) {
+    for (k, v) in pairs {
+        out.extend_from_slice(b"STAT ");
+        out.extend_from_slice(k.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(reply::END);
+}
+
+fn stats(ctx: &Ctx<'_>, args: &[&[u8]], out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let Some(&sub) = args.first() else {
+        write_pairs(&report::general(sh), out);
+        return;
+    };
+    match sub {
+        b"reset" => {
+            sh.stats.reset();
+            out.extend_from_slice(reply::RESET);
+        }
+        b"settings" => write_pairs(&report::settings(sh), out),
+        b"items" => write_pairs(&report::items(sh), out),
+        b"slabs" => write_pairs(&report::slabs(sh), out),
+        b"conns" => write_pairs(&report::conns(sh), out),
+        b"sizes" => {
+            out.extend_from_slice(b"STAT sizes_status disabled\r\n");
+            out.extend_from_slice(reply::END);
+        }
+        b"detail" => match args.get(1).copied() {
+            Some(b"on") | Some(b"off") => out.extend_from_slice(reply::OK),
+            Some(b"dump") => out.extend_from_slice(reply::END),
+            _ => out.extend_from_slice(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"),
+        },
+        b"cachedump" => {
+            if !sh.config.dump_enabled {
+                out.extend_from_slice(b"CLIENT_ERROR stats cachedump not allowed\r\n");
+            } else if args.len() < 3 {
+                out.extend_from_slice(reply::BAD_COMMAND_LINE);
+            } else {
+                match (
+                    crate::protocol::num::strtoul32(args[1]),
+                    crate::protocol::num::strtoul32(args[2]),
+                ) {
+                    (Some(id), Some(limit)) if id < 64 => report::cachedump(sh, id, limit, out),
+                    (Some(_), Some(_)) => {
+                        out.extend_from_slice(b"CLIENT_ERROR Illegal slab id\r\n")
+                    }
+                    _ => out.extend_from_slice(reply::BAD_FORMAT),
+                }
+            }
+        }
+        _ => out.extend_from_slice(reply::ERROR),
+    }
+}

@@ -1,0 +1,429 @@
+//! One worker thread: a `mio::Poll` that accepts connections and serves them to the end.
+//!
+//! Owns: accepting (with the `-c` limit), the connection table, reading (drain until the
+//! socket is empty, detected by a short read or WouldBlock), fairness between connections (a
+//! connection that used up its `-R` budget while others wait is queued behind them), writing
+//! with backpressure (a connection with too much unsent output is not read until it drains),
+//! and shutdown (stop accepting, flush what is pending for a bounded time, close).
+//!
+//! Buffers: the worker owns one input and one output scratch buffer, lent to the connection
+//! being served; a connection keeps its own copy only of leftovers (a partial request, output
+//! the socket did not take), so idle connections hold no buffer memory.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::conn::{Conn, Ctx, InBuf, Outcome, Stream};
+use super::listener::{Listener, MioListener};
+use super::report::RESERVED_FDS;
+use super::{ConnInfo, Shared};
+use crate::protocol::text::reply;
+
+const WAKER: Token = Token(usize::MAX);
+const LISTENER_BASE: usize = usize::MAX / 2;
+
+/// Bytes offered to one read call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Stop reading a connection whose unsent output exceeds this (backpressure).
+const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Scratch buffers larger than this are released after use.
+const SCRATCH_KEEP: usize = 1024 * 1024;
+/// How long shutdown waits for pending output.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Worker {
+    id: usize,
+    shared: Arc<Shared>,
+    poll: Poll,
+    waker: Arc<Waker>,
+    listeners: Vec<MioListener>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    ready: Vec<usize>,
+    input: InBuf,
+    output: Vec<u8>,
+}
+
+/// Write as much of `out` as the socket takes. A write error marks the connection for a hard
+/// close (pending output is dropped).
+fn write_some(conn: &mut Conn, out: &[u8]) -> usize {
+    let mut written = 0;
+    while written < out.len() {
+        match conn.stream.write(&out[written..]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if would_block(&e) => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => {
+                conn.closing = true;
+                conn.broken = true;
+                break;
+            }
+        }
+    }
+    written
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == ErrorKind::WouldBlock
+}
+
+impl Worker {
+    pub fn new(id: usize, shared: Arc<Shared>, listeners: &[Listener]) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut ls = Vec::new();
+        for (i, l) in listeners.iter().enumerate() {
+            let mut m = l.try_clone_mio()?;
+            let t = Token(LISTENER_BASE + i);
+            match &mut m {
+                MioListener::Tcp(l) => poll.registry().register(l, t, Interest::READABLE)?,
+                MioListener::Unix(l) => poll.registry().register(l, t, Interest::READABLE)?,
+            }
+            ls.push(m);
+        }
+        Ok(Worker {
+            id,
+            shared,
+            poll,
+            waker,
+            listeners: ls,
+            conns: Vec::new(),
+            free: Vec::new(),
+            ready: Vec::new(),
+            input: InBuf::with_capacity(READ_CHUNK),
+            output: Vec::with_capacity(READ_CHUNK),
+        })
+    }
+
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.ready.is_empty() {
+                None
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("worker {}: poll failed: {e}", self.id);
+                break;
+            }
+            if self.shared.stopping.load(Ordering::Relaxed) {
+                break;
+            }
+            let n_events = events.iter().count();
+            for (i, ev) in events.iter().enumerate() {
+                let others_waiting = i + 1 < n_events || !self.ready.is_empty();
+                match ev.token() {
+                    WAKER => {}
+                    Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
+                    Token(t) => {
+                        if ev.is_writable() {
+                            self.flush(t);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.serve(t, others_waiting);
+                        }
+                    }
+                }
+            }
+            // Connections that yielded: serve them again, in order.
+            let queued = std::mem::take(&mut self.ready);
+            let n = queued.len();
+            for (i, t) in queued.into_iter().enumerate() {
+                if let Some(c) = self.conns.get_mut(t).and_then(|c| c.as_mut()) {
+                    c.queued = false;
+                    self.serve(t, i + 1 < n);
+                }
+            }
+        }
+        self.drain_and_close();
+    }
+
+    fn accept(&mut self, li: usize) {
+        loop {
+            let accepted = match &self.listeners[li] {
+                MioListener::Tcp(l) => l.accept().map(|(s, a)| {
+                    let _ = s.set_nodelay(true);
+                    let local = s
+                        .local_addr()
+                        .map(|a| format!("tcp:{a}"))
+                        .unwrap_or_default();
+                    (Stream::Tcp(s), format!("tcp:{a}"), local)
+                }),
+                MioListener::Unix(l) => l
+                    .accept()
+                    .map(|(s, _)| (Stream::Unix(s), "unix:".to_string(), "unix:".to_string())),
+            };
+            let (mut stream, addr, local) = match accepted {
+                Ok(x) => x,
+                Err(e) if would_block(&e) => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            };
+            let g = &self.shared.stats.global;
+            let listeners = g.listeners.load(Ordering::Relaxed);
+            let curr = g.curr_conns.fetch_add(1, Ordering::Relaxed) + 1;
+            if curr + listeners + RESERVED_FDS >= self.shared.config.maxconns {
+                g.curr_conns.fetch_sub(1, Ordering::Relaxed);
+                g.rejected_conns.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.write(reply::TOO_MANY_CONNS);
+                log::debug!("rejected connection from {addr}: too many open connections");
+                continue;
+            }
+            g.total_conns.fetch_add(1, Ordering::Relaxed);
+            let fd = match &stream {
+                Stream::Tcp(s) => s.as_raw_fd(),
+                Stream::Unix(s) => s.as_raw_fd(),
+            };
+            let info = Arc::new(ConnInfo {
+                addr,
+                listen_addr: local,
+                listening: false,
+                udp: false,
+                last_cmd: self.shared.clock().now().into(),
+            });
+            let idx = match self.free.pop() {
+                Some(i) => i,
+                None => {
+                    self.conns.push(None);
+                    self.conns.len() - 1
+                }
+            };
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(idx),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("register failed: {e}");
+                g.curr_conns.fetch_sub(1, Ordering::Relaxed);
+                self.free.push(idx);
+                continue;
+            }
+            self.shared.conns.lock().insert(fd, info.clone());
+            self.conns[idx] = Some(Conn::new(stream, fd, info));
+        }
+    }
+
+    /// Read what is available, process it, write the replies.
+    fn serve(&mut self, t: usize, others_waiting: bool) {
+        let Some(mut conn) = self.conns.get_mut(t).and_then(|c| c.take()) else {
+            return;
+        };
+        if conn.wbuf.len() > OUTPUT_HIGH_WATER {
+            self.conns[t] = Some(conn); // backpressure: resume when the socket drains
+            return;
+        }
+        let stats = &self.shared.stats.threads[self.id];
+        // Lend the scratch buffers unless the connection holds leftovers.
+        let own_input = !conn.rbuf.is_empty();
+        let mut input = if own_input {
+            std::mem::take(&mut conn.rbuf)
+        } else {
+            std::mem::take(&mut self.input)
+        };
+        let own_output = !conn.wbuf.is_empty();
+        let mut output = if own_output {
+            std::mem::take(&mut conn.wbuf)
+        } else {
+            std::mem::take(&mut self.output)
+        };
+
+        let mut eof = false;
+        if !conn.closing {
+            loop {
+                let want = READ_CHUNK.max(conn.need.saturating_sub(input.len()));
+                let spare = input.spare(want);
+                let offered = spare.len();
+                match conn.stream.read(spare) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        input.commit(n);
+                        stats.bytes_read.add(n as u64);
+                        if n < offered {
+                            break; // drained: edge-triggered readiness reports new data
+                        }
+                        if input.len() >= 4 * READ_CHUNK && conn.need <= input.len() {
+                            break; // enough to chew on; come back after processing
+                        }
+                    }
+                    Err(e) if would_block(&e) => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        log::debug!("read error on fd {}: {e}", conn.fd);
+                        eof = true;
+                        conn.closing = true;
+                        break;
+                    }
+                }
+            }
+        }
+
+        let ctx = Ctx {
+            shared: &self.shared,
+            stats,
+        };
+        let budget = if others_waiting {
+            self.shared.config.reqs_per_event
+        } else {
+            usize::MAX
+        };
+        let (used, outcome) = if conn.closing {
+            (input.len(), Outcome::Close)
+        } else {
+            conn.process(input.data(), &mut output, &ctx, budget)
+        };
+        if used > 0 {
+            conn.info
+                .last_cmd
+                .store(self.shared.clock().now(), Ordering::Relaxed);
+        }
+        match outcome {
+            Outcome::Close => conn.closing = true,
+            Outcome::Yield => {
+                stats.conn_yields.inc();
+                if !conn.queued {
+                    conn.queued = true;
+                    self.ready.push(t);
+                }
+            }
+            Outcome::Continue => {}
+        }
+        if eof {
+            conn.closing = true;
+        }
+
+        // Keep leftovers; return the scratch buffers.
+        input.consume(used);
+        if conn.closing {
+            input.clear();
+        }
+        if own_input {
+            conn.rbuf = input;
+        } else {
+            if !input.is_empty() {
+                conn.rbuf = InBuf::from_slice(input.data(), conn.need);
+                input.clear();
+            }
+            if input.capacity() <= SCRATCH_KEEP {
+                self.input = input;
+            }
+        }
+
+        // Write what we can.
+        let written = write_some(&mut conn, &output);
+        stats.bytes_written.add(written as u64);
+        if written < output.len() && !conn.closing_hard() {
+            if own_output {
+                output.drain(..written);
+                conn.wbuf = output;
+            } else {
+                conn.wbuf = output[written..].to_vec();
+                output.clear();
+                if output.capacity() <= SCRATCH_KEEP {
+                    self.output = output;
+                }
+            }
+        } else {
+            output.clear();
+            if !own_output && output.capacity() <= SCRATCH_KEEP {
+                self.output = output;
+            }
+        }
+        if conn.closing && conn.wbuf.is_empty() {
+            self.release(conn, t);
+        } else {
+            self.conns[t] = Some(conn);
+        }
+    }
+
+    /// Write pending output after a writable event; resume reading if it drained.
+    fn flush(&mut self, t: usize) {
+        let Some(mut conn) = self.conns.get_mut(t).and_then(|c| c.take()) else {
+            return;
+        };
+        if !conn.wbuf.is_empty() {
+            let out = std::mem::take(&mut conn.wbuf);
+            let written = write_some(&mut conn, &out);
+            self.shared.stats.threads[self.id]
+                .bytes_written
+                .add(written as u64);
+            if written < out.len() && !conn.closing_hard() {
+                let mut out = out;
+                out.drain(..written);
+                conn.wbuf = out;
+            } else if !conn.rbuf.is_empty() && !conn.queued && !conn.closing {
+                // Input was held back by backpressure: process it now.
+                conn.queued = true;
+                self.ready.push(t);
+            }
+        }
+        if conn.closing && conn.wbuf.is_empty() {
+            self.release(conn, t);
+        } else {
+            self.conns[t] = Some(conn);
+        }
+    }
+
+    fn release(&mut self, mut c: Conn, t: usize) {
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        self.shared.conns.lock().remove(&c.fd);
+        self.shared
+            .stats
+            .global
+            .curr_conns
+            .fetch_sub(1, Ordering::Relaxed);
+        self.free.push(t);
+    }
+
+    fn close(&mut self, t: usize) {
+        if let Some(c) = self.conns.get_mut(t).and_then(|c| c.take()) {
+            self.release(c, t);
+        }
+    }
+
+    /// Shutdown: stop accepting, give pending output a bounded time, close everything.
+    fn drain_and_close(&mut self) {
+        for l in &mut self.listeners {
+            let _ = match l {
+                MioListener::Tcp(l) => self.poll.registry().deregister(l),
+                MioListener::Unix(l) => self.poll.registry().deregister(l),
+            };
+        }
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let mut events = Events::with_capacity(256);
+        while Instant::now() < deadline {
+            let pending: Vec<usize> = (0..self.conns.len())
+                .filter(|&i| self.conns[i].as_ref().is_some_and(|c| !c.wbuf.is_empty()))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            for t in pending {
+                self.flush(t);
+            }
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(20)));
+        }
+        for t in 0..self.conns.len() {
+            self.close(t);
+        }
+    }
+}
