@@ -245,6 +245,7 @@ impl Worker {
         };
 
         let mut eof = false;
+        let mut more_to_read = false;
         if !conn.closing {
             loop {
                 let want = READ_CHUNK.max(conn.need.saturating_sub(input.len()));
@@ -262,7 +263,8 @@ impl Worker {
                             break; // drained: edge-triggered readiness reports new data
                         }
                         if input.len() >= 4 * READ_CHUNK && conn.need <= input.len() {
-                            break; // enough to chew on; come back after processing
+                            more_to_read = true; // enough to chew on; come back after processing
+                            break;
                         }
                     }
                     Err(e) if would_block(&e) => break,
@@ -309,6 +311,11 @@ impl Worker {
         }
         if eof {
             conn.closing = true;
+        }
+        if more_to_read && !conn.closing && !conn.queued {
+            // The socket may still hold data and edge-triggered readiness will not say so again.
+            conn.queued = true;
+            self.ready.push(t);
         }
 
         // Keep leftovers; return the scratch buffers.

@@ -1,0 +1,186 @@
+//! Test support: start the real `rustcached` binary (or Debian's memcached) on a free loopback
+//! port, talk to it over TCP, and stop it when done.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn rustcached_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rustcached")
+}
+
+/// Debian's memcached, if installed.
+pub fn memcached_bin() -> Option<&'static str> {
+    ["/usr/bin/memcached", "/usr/local/bin/memcached"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running server process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// Start rustcached with extra memcached-style arguments.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_bin(rustcached_bin(), args)
+    }
+
+    /// Start any memcached-compatible binary on a free loopback port.
+    pub fn start_bin(bin: &str, args: &[&str]) -> Server {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(bin);
+            cmd.args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1"])
+                .args(args);
+            if is_root() && !args.contains(&"-u") {
+                cmd.args(["-u", "root"]);
+            }
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = cmd.spawn().expect("spawn server");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // exited: port taken? try another
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Server { child, port };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start {bin} {args:?}");
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Send `req` and read until exactly `expect.len()` bytes arrived (or time out); returns them.
+pub fn roundtrip(s: &mut TcpStream, req: &[u8], expect_len: usize) -> Vec<u8> {
+    s.write_all(req).unwrap();
+    read_n(s, expect_len)
+}
+
+/// Read exactly `n` bytes (fewer on timeout or EOF).
+pub fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut out = vec![0; n];
+    let mut got = 0;
+    while got < n {
+        match s.read(&mut out[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => got += k,
+        }
+    }
+    out.truncate(got);
+    out
+}
+
+/// Send `req` and assert the reply is exactly `expect`.
+pub fn expect(s: &mut TcpStream, req: &[u8], expect: &[u8]) {
+    let got = roundtrip(s, req, expect.len());
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expect),
+        "reply to {:?}",
+        String::from_utf8_lossy(req)
+    );
+}
+
+/// Read until the reply ends with `END\r\n` (for stats and multi-line replies).
+pub fn read_until_end(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !out.ends_with(b"END\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `stats [sub]` as a map.
+pub fn stats(s: &mut TcpStream, sub: &str) -> std::collections::BTreeMap<String, String> {
+    let cmd = if sub.is_empty() {
+        "stats\r\n".to_string()
+    } else {
+        format!("stats {sub}\r\n")
+    };
+    s.write_all(cmd.as_bytes()).unwrap();
+    read_until_end(s)
+        .lines()
+        .filter_map(|l| l.strip_prefix("STAT "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Wait until the server closes the connection (read returns 0) and return what it sent.
+pub fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (out, true),
+            Err(_) => return (out, false),
+        }
+    }
+}

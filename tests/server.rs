@@ -1,0 +1,590 @@
+//! The real binary over TCP: conversations, hostile input, limits, memory and concurrency.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{expect, read_to_close, read_until_end, stats, Server};
+
+#[test]
+fn readme_session() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    expect(
+        &mut s,
+        b"set a 0 0 1\r\nx\r\nget a\r\n",
+        b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
+    );
+}
+
+#[test]
+fn pipelined_commands_answer_in_order() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    let mut req = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..500 {
+        req.extend_from_slice(
+            format!("set k{i} {i} 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes(),
+        );
+        want.extend_from_slice(b"STORED\r\n");
+    }
+    for i in 0..500 {
+        req.extend_from_slice(format!("get k{i}\r\n").as_bytes());
+        want.extend_from_slice(
+            format!("VALUE k{i} {i} {}\r\n{i}\r\nEND\r\n", i.to_string().len()).as_bytes(),
+        );
+    }
+    expect(&mut s, &req, &want);
+}
+
+#[test]
+fn values_arriving_byte_by_byte() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    for b in b"set slow 7 0 10\r\n0123456789\r\n" {
+        s.write_all(&[*b]).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    expect(&mut s, b"", b"STORED\r\n");
+    expect(
+        &mut s,
+        b"get slow\r\n",
+        b"VALUE slow 7 10\r\n0123456789\r\nEND\r\n",
+    );
+}
+
+#[test]
+fn large_values_up_to_the_item_limit() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    let v = vec![b'v'; 1048516];
+    let mut req = format!("set b 0 0 {}\r\n", v.len()).into_bytes();
+    req.extend_from_slice(&v);
+    req.extend_from_slice(b"\r\n");
+    expect(&mut s, &req, b"STORED\r\n");
+    s.write_all(b"get b\r\n").unwrap();
+    let head = b"VALUE b 0 1048516\r\n";
+    let got = common::read_n(&mut s, head.len() + v.len() + 7);
+    assert_eq!(&got[..head.len()], head);
+    assert!(got[head.len()..head.len() + v.len()]
+        .iter()
+        .all(|&b| b == b'v'));
+    assert_eq!(&got[head.len() + v.len()..], b"\r\nEND\r\n");
+    // one byte more is too large; the data is swallowed and the old item is gone
+    let mut req = format!("set b 0 0 {}\r\n", v.len() + 1).into_bytes();
+    req.extend_from_slice(&v);
+    req.extend_from_slice(b"x\r\n");
+    expect(&mut s, &req, b"SERVER_ERROR object too large for cache\r\n");
+    expect(&mut s, b"get b\r\n", b"END\r\n");
+}
+
+#[test]
+fn huge_item_is_swallowed_without_buffering() {
+    let srv = Server::start(&["-I", "2k"]);
+    let mut s = srv.connect();
+    let n = 50 * 1024 * 1024;
+    s.write_all(format!("set big 0 0 {n}\r\n").as_bytes())
+        .unwrap();
+    expect(&mut s, b"", b"SERVER_ERROR object too large for cache\r\n");
+    let chunk = vec![b'z'; 1 << 20];
+    for _ in 0..50 {
+        s.write_all(&chunk).unwrap();
+    }
+    expect(
+        &mut s,
+        b"\r\nversion\r\n",
+        format!("VERSION {}\r\n", rustcached::config::VERSION).as_bytes(),
+    );
+}
+
+#[test]
+fn long_line_without_newline_closes_but_multiget_does_not() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    s.write_all(&vec![b'x'; 1 << 20]).unwrap();
+    let (_, closed) = read_to_close(&mut s);
+    assert!(closed, "junk line must close the connection");
+
+    let mut s = srv.connect();
+    expect(&mut s, b"set k1 0 0 1\r\na\r\n", b"STORED\r\n");
+    let mut line = b"get".to_vec();
+    for i in 0..2000 {
+        line.extend_from_slice(format!(" nokey{i}").as_bytes());
+    }
+    line.extend_from_slice(b" k1\r\n");
+    expect(&mut s, &line, b"VALUE k1 0 1\r\na\r\nEND\r\n");
+}
+
+#[test]
+fn binary_garbage_and_bad_commands_keep_the_connection() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    expect(&mut s, b"\x01\x02\x03 garbage\r\n", b"ERROR\r\n");
+    // 2 + 2 bytes are consumed as the data block; the leftover "\r\n" is an empty command.
+    expect(
+        &mut s,
+        b"set k 0 0 2\r\nabcd\r\n",
+        b"CLIENT_ERROR bad data chunk\r\nERROR\r\n",
+    );
+    expect(&mut s, b"get k\r\n", b"END\r\n");
+    expect(
+        &mut s,
+        b"set k 0 0 abc\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    expect(&mut s, b"incr k 1\r\n", b"NOT_FOUND\r\n");
+}
+
+#[test]
+fn client_disconnecting_mid_value_disturbs_nobody() {
+    let srv = Server::start(&[]);
+    {
+        let mut s = srv.connect();
+        s.write_all(b"set partial 0 0 100\r\nonly part").unwrap();
+    }
+    let mut s = srv.connect();
+    expect(&mut s, b"get partial\r\n", b"END\r\n");
+    let st = stats(&mut s, "");
+    assert_eq!(st["curr_items"], "0");
+}
+
+#[test]
+fn quit_and_shutdown() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    s.write_all(b"set q 0 0 1\r\n1\r\nquit\r\nget q\r\n")
+        .unwrap();
+    let (got, closed) = read_to_close(&mut s);
+    assert!(closed);
+    assert_eq!(got, b"STORED\r\n");
+    let mut s = srv.connect();
+    expect(&mut s, b"shutdown\r\n", b"ERROR: shutdown not enabled\r\n");
+
+    let srv = Server::start(&["-A"]);
+    let mut s = srv.connect();
+    s.write_all(b"shutdown\r\n").unwrap();
+    let (_, closed) = read_to_close(&mut s);
+    assert!(closed);
+    let mut child = srv;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = child.child.try_wait().unwrap() {
+            assert!(st.success());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shutdown did not stop the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn connection_limit_rejects_with_memcached_message() {
+    // -c counts descriptors: 20 reserved + 1 listener, so -c 25 leaves room for 3 clients.
+    let srv = Server::start(&["-c", "25"]);
+    let mut keep = Vec::new();
+    let mut rejected = None;
+    for _ in 0..10 {
+        let mut s = srv.connect();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                rejected = Some(buf[..n].to_vec());
+                break;
+            }
+            _ => keep.push(s),
+        }
+    }
+    assert_eq!(
+        rejected.as_deref(),
+        Some(&b"ERROR Too many open connections\r\n"[..])
+    );
+    assert!(!keep.is_empty());
+    let st = stats(&mut keep[0], "");
+    assert!(st["rejected_connections"].parse::<u64>().unwrap() >= 1);
+}
+
+#[test]
+fn thousands_of_idle_connections() {
+    let srv = Server::start(&["-c", "4096"]);
+    let conns: Vec<TcpStream> = (0..2000).map(|_| srv.connect()).collect();
+    let mut s = srv.connect();
+    expect(
+        &mut s,
+        b"set idle 0 0 2\r\nok\r\nget idle\r\n",
+        b"STORED\r\nVALUE idle 0 2\r\nok\r\nEND\r\n",
+    );
+    let st = stats(&mut s, "");
+    assert!(st["curr_connections"].parse::<u64>().unwrap() >= 2000);
+    drop(conns);
+}
+
+#[test]
+fn client_that_never_reads_is_bounded_and_others_are_served() {
+    let srv = Server::start(&["-t", "1"]);
+    let mut s = srv.connect();
+    expect(
+        &mut s,
+        format!("set big 0 0 {}\r\n{}\r\n", 100_000, "x".repeat(100_000)).as_bytes(),
+        b"STORED\r\n",
+    );
+    let mut hog = srv.connect();
+    hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    // ask for ~1 GB of replies and never read them
+    let req = b"get big\r\n".repeat(1000);
+    for _ in 0..10 {
+        if hog.write_all(&req).is_err() {
+            break;
+        }
+    }
+    // another client on the same (only) worker still gets answers
+    let mut other = srv.connect();
+    expect(&mut other, b"get nothing\r\n", b"END\r\n");
+}
+
+#[test]
+fn expiry_uses_the_server_clock() {
+    let srv = Server::start(&["-o", "debug_time"]);
+    let mut s = srv.connect();
+    expect(
+        &mut s,
+        b"set t 0 100 1\r\nx\r\nset forever 0 0 1\r\ny\r\n",
+        b"STORED\r\nSTORED\r\n",
+    );
+    expect(&mut s, b"get t\r\n", b"VALUE t 0 1\r\nx\r\nEND\r\n");
+    expect(&mut s, b"debugtime 101\r\n", b"OK\r\n");
+    expect(
+        &mut s,
+        b"get t forever\r\n",
+        b"VALUE forever 0 1\r\ny\r\nEND\r\n",
+    );
+    let st = stats(&mut s, "");
+    assert_eq!(st["get_expired"], "1");
+    // touch extends, gat too
+    expect(
+        &mut s,
+        b"set t2 0 10 1\r\nx\r\ntouch t2 1000\r\n",
+        b"STORED\r\nTOUCHED\r\n",
+    );
+    expect(&mut s, b"debugtime 20\r\n", b"OK\r\n");
+    expect(&mut s, b"gat 5 t2\r\n", b"VALUE t2 0 1\r\nx\r\nEND\r\n");
+    expect(&mut s, b"debugtime 6\r\n", b"OK\r\n");
+    expect(&mut s, b"get t2\r\n", b"END\r\n");
+    // delayed flush: items set before the deadline vanish at the deadline
+    expect(
+        &mut s,
+        b"flush_all 10\r\nset f 0 0 1\r\nz\r\n",
+        b"OK\r\nSTORED\r\n",
+    );
+    expect(&mut s, b"get f\r\n", b"VALUE f 0 1\r\nz\r\nEND\r\n");
+    expect(&mut s, b"debugtime 11\r\n", b"OK\r\n");
+    expect(&mut s, b"get f forever\r\n", b"END\r\n");
+}
+
+#[test]
+fn debugtime_is_refused_without_the_option() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    expect(&mut s, b"debugtime 100\r\n", b"ERROR\r\n");
+}
+
+#[test]
+fn eviction_under_small_memory_and_no_evictions_mode() {
+    let srv = Server::start(&["-m", "2"]);
+    let mut s = srv.connect();
+    let v = "v".repeat(1000);
+    let mut req = String::new();
+    for i in 0..5000 {
+        req.push_str(&format!("set key{i} 0 0 1000 noreply\r\n{v}\r\n"));
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    expect(
+        &mut s,
+        b"get key4999\r\n",
+        format!("VALUE key4999 0 1000\r\n{v}\r\nEND\r\n").as_bytes(),
+    );
+    let st = stats(&mut s, "");
+    assert!(st["evictions"].parse::<u64>().unwrap() > 0);
+    assert!(st["total_items"].parse::<u64>().unwrap() >= 5000);
+
+    let srv = Server::start(&["-m", "2", "-M"]);
+    let mut s = srv.connect();
+    let mut saw_oom = false;
+    for i in 0..5000 {
+        s.write_all(format!("set key{i} 0 0 1000\r\n{v}\r\n").as_bytes())
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap();
+        if &buf[..n] == b"SERVER_ERROR out of memory storing object\r\n" {
+            saw_oom = true;
+            break;
+        }
+        assert_eq!(&buf[..n], b"STORED\r\n");
+    }
+    assert!(saw_oom);
+    let st = stats(&mut s, "");
+    assert_eq!(st["evictions"], "0");
+    assert_eq!(st["store_no_memory"], "1");
+}
+
+#[test]
+fn large_values_fit_after_memory_filled_with_small_ones() {
+    let srv = Server::start(&["-m", "8"]);
+    let mut s = srv.connect();
+    let mut req = String::new();
+    let small = "s".repeat(100);
+    for i in 0..100_000 {
+        req.push_str(&format!("set small{i} 0 0 100 noreply\r\n{small}\r\n"));
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    expect(
+        &mut s,
+        b"version\r\n",
+        format!("VERSION {}\r\n", rustcached::config::VERSION).as_bytes(),
+    );
+    let big = "b".repeat(50_000);
+    let start = Instant::now();
+    for i in 0..50 {
+        expect(
+            &mut s,
+            format!("set big{i} 0 0 50000\r\n{big}\r\n").as_bytes(),
+            b"STORED\r\n",
+        );
+    }
+    assert!(start.elapsed() < Duration::from_secs(30));
+    expect(
+        &mut s,
+        b"get big49\r\n",
+        format!("VALUE big49 0 50000\r\n{big}\r\nEND\r\n").as_bytes(),
+    );
+    let st = stats(&mut s, "");
+    assert!(st["slabs_moved"].parse::<u64>().unwrap() > 0);
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap())
+        .unwrap()
+}
+
+#[test]
+fn memory_limit_bounds_rss() {
+    // Write 10x -m of data: RSS stays within -m plus a fixed overhead (binary, thread stacks,
+    // index, buffers): 32 MB here.
+    let srv = Server::start(&["-m", "16", "-t", "2"]);
+    let mut s = srv.connect();
+    let v = "r".repeat(4000);
+    let total = 160 << 20;
+    let n = total / 4000;
+    let mut batch = String::new();
+    for i in 0..n {
+        batch.push_str(&format!("set rss{i} 0 0 4000 noreply\r\n{v}\r\n"));
+        if batch.len() > 1 << 20 {
+            s.write_all(batch.as_bytes()).unwrap();
+            batch.clear();
+        }
+    }
+    s.write_all(batch.as_bytes()).unwrap();
+    expect(
+        &mut s,
+        b"version\r\n",
+        format!("VERSION {}\r\n", rustcached::config::VERSION).as_bytes(),
+    );
+    let rss = rss_kb(srv.child.id());
+    assert!(
+        rss < (16 + 32) * 1024,
+        "RSS {rss} kB exceeds -m 16 plus 32 MB overhead"
+    );
+    let st = stats(&mut s, "");
+    assert!(st["evictions"].parse::<u64>().unwrap() > 0);
+}
+
+#[test]
+fn concurrent_clients_on_overlapping_keys() {
+    let srv = Server::start(&["-t", "4"]);
+    let mut s = srv.connect();
+    expect(
+        &mut s,
+        b"set ctr 0 0 1\r\n0\r\nset cas 0 0 1\r\n0\r\n",
+        b"STORED\r\nSTORED\r\n",
+    );
+    let port = srv.port;
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                for i in 0..300 {
+                    s.write_all(b"incr ctr 1\r\n").unwrap();
+                    let mut buf = [0u8; 32];
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(buf[..n].ends_with(b"\r\n"));
+                    // CAS increment loop
+                    loop {
+                        s.write_all(b"gets cas\r\n").unwrap();
+                        let r = read_until_end(&mut s);
+                        let header = r.lines().next().unwrap().to_string();
+                        let cas: u64 = header.rsplit(' ').next().unwrap().parse().unwrap();
+                        let val: u64 = r.lines().nth(1).unwrap().trim().parse().unwrap();
+                        let nv = (val + 1).to_string();
+                        s.write_all(
+                            format!("cas cas 0 0 {} {cas}\r\n{nv}\r\n", nv.len()).as_bytes(),
+                        )
+                        .unwrap();
+                        let mut buf = [0u8; 32];
+                        let n = s.read(&mut buf).unwrap();
+                        if &buf[..n] == b"STORED\r\n" {
+                            break;
+                        }
+                        assert_eq!(&buf[..n], b"EXISTS\r\n");
+                    }
+                    let k = format!("shared{}", (i + t) % 10);
+                    s.write_all(format!("set {k} 0 0 {}\r\n{k}\r\n", k.len()).as_bytes())
+                        .unwrap();
+                    let mut buf = [0u8; 32];
+                    let n = s.read(&mut buf).unwrap();
+                    assert_eq!(&buf[..n], b"STORED\r\n");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    expect(&mut s, b"get ctr\r\n", b"VALUE ctr 0 4\r\n2400\r\nEND\r\n");
+    expect(&mut s, b"get cas\r\n", b"VALUE cas 0 4\r\n2400\r\nEND\r\n");
+}
+
+#[test]
+fn stats_are_what_monitoring_tools_parse() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    expect(
+        &mut s,
+        b"set a 0 0 1\r\n1\r\nget a b\r\n",
+        b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n",
+    );
+    let st = stats(&mut s, "");
+    for k in [
+        "version",
+        "uptime",
+        "time",
+        "curr_connections",
+        "total_connections",
+        "rejected_connections",
+        "conn_yields",
+        "listen_disabled_num",
+        "bytes",
+        "limit_maxbytes",
+        "curr_items",
+        "total_items",
+        "bytes_read",
+        "bytes_written",
+        "evictions",
+        "reclaimed",
+        "cmd_set",
+        "cmd_flush",
+        "cas_badval",
+        "cas_hits",
+        "cas_misses",
+        "store_too_large",
+        "store_no_memory",
+        "accepting_conns",
+        "total_malloced",
+    ] {
+        if k == "total_malloced" {
+            continue; // in stats slabs
+        }
+        assert!(st.contains_key(k), "stats lacks {k}");
+    }
+    for k in ["rusage_user", "rusage_system"] {
+        let v = &st[k];
+        let (a, b) = v.split_once('.').unwrap();
+        assert!(
+            a.parse::<u64>().is_ok() && b.len() == 6 && b.parse::<u64>().is_ok(),
+            "{k} = {v}"
+        );
+    }
+    assert_eq!(st["cmd_get"], "2");
+    assert_eq!(st["get_hits"], "1");
+    assert_eq!(st["get_misses"], "1");
+    assert_eq!(st["curr_items"], "1");
+    for sub in ["settings", "items", "slabs", "conns"] {
+        s.write_all(format!("stats {sub}\r\n").as_bytes()).unwrap();
+        let text = read_until_end(&mut s);
+        assert!(text.ends_with("END\r\n"));
+        for line in text.lines().filter(|l| *l != "END") {
+            assert_eq!(
+                line.split(' ').count(),
+                3,
+                "bad line in stats {sub}: {line}"
+            );
+        }
+    }
+    let sl = stats(&mut s, "slabs");
+    assert!(sl.contains_key("total_malloced") && sl.contains_key("active_slabs"));
+}
+
+#[test]
+fn memcache_crate_ascii_client() {
+    let srv = Server::start(&[]);
+    let client = memcache::Client::connect(format!(
+        "memcache://{}?protocol=ascii&timeout=5",
+        srv.addr()
+    ))
+    .unwrap();
+    client.set("foo", "bar", 0).unwrap();
+    assert_eq!(client.get::<String>("foo").unwrap().as_deref(), Some("bar"));
+    let _ = client.add("foo", "baz", 0); // NOT_STORED: the value must not change
+    assert_eq!(client.get::<String>("foo").unwrap().as_deref(), Some("bar"));
+    client.set("n", 10u64, 0).unwrap();
+    assert_eq!(client.increment("n", 5).unwrap(), 15);
+    assert_eq!(client.decrement("n", 20).unwrap(), 0);
+    client.append("foo", "!").unwrap();
+    client.prepend("foo", "<").unwrap();
+    assert_eq!(
+        client.get::<String>("foo").unwrap().as_deref(),
+        Some("<bar!")
+    );
+    let m: std::collections::HashMap<String, String> = client.gets(&["foo", "missing"]).unwrap();
+    assert_eq!(m.len(), 1);
+    assert!(client.delete("foo").unwrap());
+    assert!(!client.delete("foo").unwrap());
+    client.touch("n", 100).unwrap();
+    client.flush().unwrap();
+    assert_eq!(client.get::<u64>("n").unwrap(), None);
+    let v = client.version().unwrap();
+    assert!(v[0].1.starts_with("1.6.18"));
+}
+
+#[test]
+fn memccapable_ascii_passes() {
+    if std::process::Command::new("memccapable")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("memccapable not installed; skipped (CI installs it)");
+        return;
+    }
+    let srv = Server::start(&[]);
+    let out = std::process::Command::new("memccapable")
+        .args(["-h", "127.0.0.1", "-p", &srv.port.to_string(), "-a"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("All tests passed"),
+        "{text}"
+    );
+}
