@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::Server;
