@@ -77,9 +77,9 @@ pub struct Args {
     /// Try to use large memory pages (accepted, ignored)
     #[arg(short = 'L', long = "enable-largepages")]
     pub largepages: bool,
-    /// Delimiter between key prefixes and IDs for `stats detail`
-    #[arg(short = 'D', default_value = ":")]
-    pub prefix_delimiter: String,
+    /// Delimiter between key prefixes and IDs for `stats detail` (turns detail on)
+    #[arg(short = 'D')]
+    pub prefix_delimiter: Option<String>,
     /// Number of worker threads
     #[arg(short = 't', long = "threads", default_value_t = 4)]
     pub threads: i64,
@@ -131,6 +131,12 @@ pub struct Args {
     /// Extended options, comma separated (key or key=value)
     #[arg(short = 'o', long = "extended", action = ArgAction::Append, value_delimiter = ',')]
     pub extended: Vec<String>,
+}
+
+impl Args {
+    fn prefix_delimiter_given(&self) -> bool {
+        self.prefix_delimiter.is_some()
+    }
 }
 
 /// How connections pick a protocol.
@@ -185,6 +191,8 @@ pub struct Config {
     pub watch_enabled: bool,
     pub evictions: bool,
     pub prefix_delimiter: char,
+    /// `stats detail` collection on at start (`-D` turns it on, as in memcached).
+    pub detail_enabled: bool,
     // extended options
     pub maxconns_fast: bool,
     pub hashpower_init: u32,
@@ -232,10 +240,7 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn usage(msg: impl Into<String>) -> ConfigError {
-    ConfigError {
-        message: msg.into(),
-        code: EX_USAGE,
-    }
+    ConfigError { message: msg.into(), code: EX_USAGE }
 }
 
 /// Parse a size with an optional k/m/g suffix (memcached's `-I` rules, extended to `-m`).
@@ -254,11 +259,7 @@ pub fn parse_size(s: &str, default_unit: usize) -> Option<usize> {
 pub fn parse_listen(entries: &[String], port: u16) -> Result<Vec<SocketAddr>, ConfigError> {
     let mut out = Vec::new();
     for entry in entries {
-        for item in entry
-            .split([',', ';'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        for item in entry.split([',', ';']).map(str::trim).filter(|s| !s.is_empty()) {
             // memcached 1.6 allows prefixes like `notls:` and `proto[ascii]:`; strip `notls:`.
             let item = item.strip_prefix("notls:").unwrap_or(item);
             let addr = if let Ok(sa) = item.parse::<SocketAddr>() {
@@ -266,27 +267,20 @@ pub fn parse_listen(entries: &[String], port: u16) -> Result<Vec<SocketAddr>, Co
             } else if let Ok(ip) = item.parse::<IpAddr>() {
                 SocketAddr::new(ip, port)
             } else if let Some(inner) = item.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-                let ip: IpAddr = inner
-                    .parse()
-                    .map_err(|_| usage(format!("bad listen address: {item}")))?;
+                let ip: IpAddr = inner.parse().map_err(|_| usage(format!("bad listen address: {item}")))?;
                 SocketAddr::new(ip, port)
             } else {
                 // host[:port] by name
                 let (host, p) = match item.rsplit_once(':') {
-                    Some((h, p)) if !h.contains(':') => (
-                        h,
-                        p.parse::<u16>()
-                            .map_err(|_| usage(format!("bad listen port: {item}")))?,
-                    ),
+                    Some((h, p)) if !h.contains(':') => {
+                        (h, p.parse::<u16>().map_err(|_| usage(format!("bad listen port: {item}")))?)
+                    }
                     _ => (item, port),
                 };
                 use std::net::ToSocketAddrs;
-                let mut found = (host, p)
-                    .to_socket_addrs()
-                    .map_err(|e| usage(format!("failed to resolve {host}: {e}")))?;
-                let first = found
-                    .next()
-                    .ok_or_else(|| usage(format!("no address for {host}")))?;
+                let mut found =
+                    (host, p).to_socket_addrs().map_err(|e| usage(format!("failed to resolve {host}: {e}")))?;
+                let first = found.next().ok_or_else(|| usage(format!("no address for {host}")))?;
                 out.extend(found);
                 first
             };
@@ -299,85 +293,62 @@ pub fn parse_listen(entries: &[String], port: u16) -> Result<Vec<SocketAddr>, Co
 impl Config {
     /// Validate parsed arguments into settings.
     pub fn from_args(a: &Args) -> Result<Config, ConfigError> {
-        let maxbytes = parse_size(&a.memory_limit, 1024 * 1024)
-            .ok_or_else(|| usage("bad memory limit (-m)"))?;
-        let item_size_max =
-            parse_size(&a.max_item_size, 1).ok_or_else(|| usage("bad item size (-I)"))?;
+        let maxbytes = parse_size(&a.memory_limit, 1024 * 1024).ok_or_else(|| usage("bad memory limit (-m)"))?;
+        let item_size_max = parse_size(&a.max_item_size, 1).ok_or_else(|| usage("bad item size (-I)"))?;
         if item_size_max < 1024 {
             return Err(usage("Item max size cannot be less than 1024 bytes."));
         }
         if item_size_max > maxbytes / 2 {
-            return Err(usage(
-                "Cannot set item size limit higher than 1/2 of memory max.",
-            ));
+            return Err(usage("Cannot set item size limit higher than 1/2 of memory max."));
         }
         if item_size_max > 1024 * 1024 * 1024 {
             return Err(usage("Cannot set item size limit higher than a gigabyte."));
         }
         if a.threads <= 0 {
-            return Err(ConfigError {
-                message: "Number of threads must be greater than 0".into(),
-                code: 1,
-            });
+            return Err(ConfigError { message: "Number of threads must be greater than 0".into(), code: 1 });
         }
         if a.reqs_per_event <= 0 {
-            return Err(ConfigError {
-                message: "Number of requests per event must be greater than 0".into(),
-                code: 1,
-            });
+            return Err(ConfigError { message: "Number of requests per event must be greater than 0".into(), code: 1 });
         }
         if a.factor <= 1.0 {
-            return Err(ConfigError {
-                message: "Factor must be greater than 1".into(),
-                code: 1,
-            });
+            return Err(ConfigError { message: "Factor must be greater than 1".into(), code: 1 });
         }
         if a.min_size == 0 {
-            return Err(ConfigError {
-                message: "Chunk size must be greater than 0".into(),
-                code: 1,
-            });
+            return Err(ConfigError { message: "Chunk size must be greater than 0".into(), code: 1 });
         }
         let binding = match a.protocol.as_str() {
             "auto" => Binding::Auto,
             "binary" => Binding::Binary,
             "ascii" => Binding::Ascii,
             other => {
-                return Err(ConfigError { message: format!("Invalid value for binding protocol: {other}\n -- should be one of auto, binary, or ascii"), code: EX_USAGE })
+                return Err(ConfigError {
+                    message: format!(
+                        "Invalid value for binding protocol: {other}\n -- should be one of auto, binary, or ascii"
+                    ),
+                    code: EX_USAGE,
+                })
             }
         };
-        let unix_mask = u32::from_str_radix(a.unix_mask.trim_start_matches("0o"), 8)
-            .map_err(|_| usage("bad unix mask (-a)"))?;
+        let unix_mask =
+            u32::from_str_radix(a.unix_mask.trim_start_matches("0o"), 8).map_err(|_| usage("bad unix mask (-a)"))?;
         if a.ssl {
-            return Err(usage(
-                "TLS (-Z) is not supported by this build; terminate TLS in front of rustcached",
-            ));
+            return Err(usage("TLS (-Z) is not supported by this build; terminate TLS in front of rustcached"));
         }
         if a.auth_file.is_some() {
             return Err(usage("ASCII authentication (-Y) is not supported yet"));
         }
         if a.sasl && binding == Binding::Ascii {
-            return Err(usage(
-                "ERROR: You cannot allow the ASCII protocol while using SASL.",
-            ));
+            return Err(usage("ERROR: You cannot allow the ASCII protocol while using SASL."));
         }
-        let listen = if a.unix_socket.is_some() {
-            Vec::new()
-        } else {
-            parse_listen(&a.listen, a.port)?
-        };
-        let delim = a.prefix_delimiter.chars().next().unwrap_or(':');
+        let listen = if a.unix_socket.is_some() { Vec::new() } else { parse_listen(&a.listen, a.port)? };
+        let delim = a.prefix_delimiter.as_deref().and_then(|d| d.chars().next()).unwrap_or(':');
         let mut c = Config {
             port: a.port,
             udp_port: a.udp_port,
             unix_socket: a.unix_socket.clone(),
             unix_mask,
             listen,
-            listen_str: if a.listen.is_empty() {
-                None
-            } else {
-                Some(a.listen.join(","))
-            },
+            listen_str: if a.listen.is_empty() { None } else { Some(a.listen.join(",")) },
             daemon: a.daemon,
             coredumps: a.coredumps,
             user: a.user.clone(),
@@ -401,6 +372,7 @@ impl Config {
             watch_enabled: !a.disable_watch,
             evictions: !a.disable_evictions,
             prefix_delimiter: delim,
+            detail_enabled: a.prefix_delimiter_given(),
             maxconns_fast: true,
             hashpower_init: 0,
             slab_reassign: true,
@@ -433,9 +405,10 @@ impl Config {
             c.apply_extended(opt)?;
         }
         if c.slab_chunk_max > item_size_max.max(1 << 20) / 2 && c.slab_chunk_max != 512 * 1024 {
-            return Err(usage(
-                "slab_chunk_max cannot be larger than half the page size",
-            ));
+            return Err(usage("slab_chunk_max cannot be larger than half the page size"));
+        }
+        if !c.lru_maintainer {
+            c.lru_segmented = false;
         }
         if c.hot_lru_pct + c.warm_lru_pct > 80 {
             return Err(ConfigError {
@@ -455,16 +428,11 @@ impl Config {
             Some((k, v)) => (k, Some(v)),
             None => (opt, None),
         };
-        let bad = || ConfigError {
-            message: format!("Illegal suboption \"{opt}\""),
-            code: 1,
-        };
-        let num = |v: Option<&str>| -> Result<u32, ConfigError> {
-            v.and_then(|v| v.parse::<u32>().ok()).ok_or_else(bad)
-        };
-        let float = |v: Option<&str>| -> Result<f64, ConfigError> {
-            v.and_then(|v| v.parse::<f64>().ok()).ok_or_else(bad)
-        };
+        let bad = || ConfigError { message: format!("Illegal suboption \"{opt}\""), code: 1 };
+        let num =
+            |v: Option<&str>| -> Result<u32, ConfigError> { v.and_then(|v| v.parse::<u32>().ok()).ok_or_else(bad) };
+        let float =
+            |v: Option<&str>| -> Result<f64, ConfigError> { v.and_then(|v| v.parse::<f64>().ok()).ok_or_else(bad) };
         match key {
             "maxconns_fast" => self.maxconns_fast = true,
             "no_maxconns_fast" => self.maxconns_fast = false,
@@ -484,15 +452,10 @@ impl Config {
             "slab_automove" => self.slab_automove = num(val.or(Some("1")))?,
             "slab_automove_ratio" => self.slab_automove_ratio = float(val)?,
             "slab_automove_window" => self.slab_automove_window = num(val)?,
-            "slab_chunk_max" => {
-                self.slab_chunk_max = parse_size(val.ok_or_else(bad)?, 1).ok_or_else(bad)?
-            }
+            "slab_chunk_max" => self.slab_chunk_max = parse_size(val.ok_or_else(bad)?, 1).ok_or_else(bad)?,
             "slab_sizes" => {
-                let sizes: Result<Vec<usize>, _> = val
-                    .ok_or_else(bad)?
-                    .split('-')
-                    .map(|s| s.parse::<usize>())
-                    .collect();
+                let sizes: Result<Vec<usize>, _> =
+                    val.ok_or_else(bad)?.split('-').map(|s| s.parse::<usize>()).collect();
                 self.slab_sizes = Some(sizes.map_err(|_| bad())?);
             }
             "lru_crawler" => self.lru_crawler = true,
@@ -599,13 +562,7 @@ mod tests {
         assert_eq!(c.item_size_max, 2 << 20);
         assert_eq!(c.hashpower_init, 20);
         assert!(!c.lru_crawler && !c.use_cas && !c.evictions);
-        assert_eq!(
-            c.listen,
-            vec![
-                "127.0.0.1:1234".parse().unwrap(),
-                "[::1]:99".parse().unwrap()
-            ]
-        );
+        assert_eq!(c.listen, vec!["127.0.0.1:1234".parse().unwrap(), "[::1]:99".parse().unwrap()]);
     }
 
     #[test]
@@ -613,10 +570,7 @@ mod tests {
         assert_eq!(parse(&["-I", "512"]).unwrap_err().code, EX_USAGE);
         assert_eq!(parse(&["-m", "1", "-I", "1m"]).unwrap_err().code, EX_USAGE);
         assert_eq!(parse(&["-t", "0"]).unwrap_err().code, 1);
-        assert_eq!(
-            parse(&["-o", "bogus"]).unwrap_err().message,
-            "Illegal suboption \"bogus\""
-        );
+        assert_eq!(parse(&["-o", "bogus"]).unwrap_err().message, "Illegal suboption \"bogus\"");
         assert!(parse(&["-B", "nope"]).is_err());
         assert!(parse(&["-p", "notaport"]).is_err());
     }

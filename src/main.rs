@@ -66,8 +66,7 @@ fn run(config: Config) -> Result<(), (String, u8)> {
         return Err(("Maxconns setting is too low, use -c to increase.".into(), 1));
     }
     process::raise_fd_limit(config.maxconns);
-    let server =
-        Server::bind(config.clone()).map_err(|e| (format!("failed to listen: {e}"), 71))?;
+    let server = Server::bind(config.clone()).map_err(|e| (format!("failed to listen: {e}"), 71))?;
     process::drop_privileges(&config).map_err(|m| (m, 71))?;
     if config.daemon {
         process::daemonize(&config).map_err(|m| (m, 71))?;
@@ -82,11 +81,7 @@ fn run(config: Config) -> Result<(), (String, u8)> {
         if addrs.is_empty() {
             "a UNIX socket".to_string()
         } else {
-            addrs
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
         },
         config.threads
     );

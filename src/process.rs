@@ -33,8 +33,7 @@ pub fn drop_privileges(c: &Config) -> Result<(), String> {
     if !is_root() {
         return Ok(());
     }
-    let name =
-        CString::new(user).map_err(|_| format!("can't find the user {user} to switch to"))?;
+    let name = CString::new(user).map_err(|_| format!("can't find the user {user} to switch to"))?;
     // SAFETY: getpwnam returns a pointer to static storage or null; we read it at once.
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
     if pw.is_null() {
@@ -56,10 +55,7 @@ pub fn drop_privileges(c: &Config) -> Result<(), String> {
 
 /// Raise RLIMIT_NOFILE so that `-c` connections fit.
 pub fn raise_fd_limit(maxconns: usize) {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
@@ -67,15 +63,9 @@ pub fn raise_fd_limit(maxconns: usize) {
         }
         let want = maxconns as libc::rlim_t;
         if rl.rlim_cur < want {
-            let new = libc::rlimit {
-                rlim_cur: want.min(rl.rlim_max.max(want)),
-                rlim_max: rl.rlim_max.max(want),
-            };
+            let new = libc::rlimit { rlim_cur: want.min(rl.rlim_max.max(want)), rlim_max: rl.rlim_max.max(want) };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 {
-                let capped = libc::rlimit {
-                    rlim_cur: want.min(rl.rlim_max),
-                    rlim_max: rl.rlim_max,
-                };
+                let capped = libc::rlimit { rlim_cur: want.min(rl.rlim_max), rlim_max: rl.rlim_max };
                 libc::setrlimit(libc::RLIMIT_NOFILE, &capped);
                 log::warn!("could not raise the open files limit to {want}: connections may fail before -c");
             }
@@ -106,10 +96,7 @@ impl PidFile {
         match std::fs::write(p, format!("{}\n", std::process::id())) {
             Ok(()) => PidFile(Some(p.to_path_buf())),
             Err(e) => {
-                log::error!(
-                    "Could not open the pid file {} for writing: {e}",
-                    p.display()
-                );
+                log::error!("Could not open the pid file {} for writing: {e}", p.display());
                 PidFile(None)
             }
         }
@@ -127,28 +114,23 @@ impl Drop for PidFile {
 /// SIGTERM/SIGINT/SIGUSR1 stop the server; SIGHUP is logged (nothing to reload yet).
 pub fn spawn_signal_thread(handle: ServerHandle) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                match sig {
-                    SIGHUP => log::info!("SIGHUP received: nothing to reload"),
-                    s => {
-                        log::info!("signal {s} received, shutting down");
-                        handle.shutdown();
-                    }
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            match sig {
+                SIGHUP => log::info!("SIGHUP received: nothing to reload"),
+                s => {
+                    log::info!("signal {s} received, shutting down");
+                    handle.shutdown();
                 }
             }
-        })?;
+        }
+    })?;
     Ok(())
 }
 
 /// Tell systemd we are ready (no-op without NOTIFY_SOCKET).
 pub fn notify_ready(status: &str) {
-    let _ = sd_notify::notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(status),
-    ]);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
 }
 
 pub fn notify_stopping() {

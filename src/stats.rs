@@ -26,10 +26,7 @@ impl Counter {
     /// Add `n`. Only the owning worker may call this.
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.store(
-            self.0.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 
     #[inline]
@@ -196,10 +193,7 @@ impl Stats {
     }
 
     fn raw(&self) -> Totals {
-        let mut t = Totals {
-            slab: vec![SlabTotals::default(); MAX_CLASSES + 1],
-            ..Default::default()
-        };
+        let mut t = Totals { slab: vec![SlabTotals::default(); MAX_CLASSES + 1], ..Default::default() };
         for th in &self.threads {
             t.add(th);
         }

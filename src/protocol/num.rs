@@ -26,10 +26,7 @@ fn scan(tok: &[u8]) -> Option<(bool, u64, bool)> {
     let mut n: u64 = 0;
     let mut overflow = false;
     while i < tok.len() && tok[i].is_ascii_digit() {
-        match n
-            .checked_mul(10)
-            .and_then(|m| m.checked_add((tok[i] - b'0') as u64))
-        {
+        match n.checked_mul(10).and_then(|m| m.checked_add((tok[i] - b'0') as u64)) {
             Some(m) => n = m,
             None => overflow = true,
         }
@@ -62,21 +59,10 @@ pub fn strtoul32(tok: &[u8]) -> Option<u32> {
     strtoull(tok).map(|v| v as u32)
 }
 
-/// `safe_strtol` into an `int32_t`: values above INT_MAX are refused; below INT_MIN wrap.
+/// `safe_strtol` into an `int32_t` as memcached 1.6.18 does it: parsed as a 64-bit long
+/// (overflow refused), then truncated to 32 bits (so 4294967297 means 1).
 pub fn strtol32(tok: &[u8]) -> Option<i32> {
-    let (neg, n, overflow) = scan(tok)?;
-    if overflow || (!neg && n > i64::MAX as u64) || (neg && n > 1u64 << 63) {
-        return None;
-    }
-    let v: i64 = if neg {
-        (n as i64).wrapping_neg()
-    } else {
-        n as i64
-    };
-    if v > i32::MAX as i64 {
-        return None;
-    }
-    Some(v as i32)
+    strtoll(tok).map(|v| v as i32)
 }
 
 /// `safe_strtoll`: a signed 64-bit number.
@@ -85,11 +71,7 @@ pub fn strtoll(tok: &[u8]) -> Option<i64> {
     if overflow || (!neg && n > i64::MAX as u64) || (neg && n > 1u64 << 63) {
         return None;
     }
-    Some(if neg {
-        (n as i64).wrapping_neg()
-    } else {
-        n as i64
-    })
+    Some(if neg { (n as i64).wrapping_neg() } else { n as i64 })
 }
 
 #[cfg(test)]
@@ -115,7 +97,8 @@ mod tests {
     fn signed() {
         assert_eq!(strtol32(b"-1"), Some(-1));
         assert_eq!(strtol32(b"2147483647"), Some(i32::MAX));
-        assert_eq!(strtol32(b"2147483648"), None);
+        assert_eq!(strtol32(b"4294967297"), Some(1));
+        assert_eq!(strtol32(b"99999999999999999999"), None);
         assert_eq!(strtol32(b"\t12"), Some(12));
         assert_eq!(strtoll(b"-9223372036854775808"), Some(i64::MIN));
     }

@@ -26,10 +26,8 @@ pub mod reply {
     pub const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
     pub const BAD_EXPTIME: &[u8] = b"CLIENT_ERROR invalid exptime argument\r\n";
     pub const BAD_DELTA: &[u8] = b"CLIENT_ERROR invalid numeric delta argument\r\n";
-    pub const NON_NUMERIC: &[u8] =
-        b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
-    pub const DELETE_USAGE: &[u8] =
-        b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n";
+    pub const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
+    pub const DELETE_USAGE: &[u8] = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n";
     pub const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
     pub const NO_MEMORY: &[u8] = b"SERVER_ERROR out of memory storing object\r\n";
     pub const NO_MEMORY_DELTA: &[u8] = b"SERVER_ERROR out of memory\r\n";
@@ -37,8 +35,7 @@ pub mod reply {
     pub const SHUTDOWN_DISABLED: &[u8] = b"ERROR: shutdown not enabled\r\n";
     pub const SHUTDOWN_MODE: &[u8] = b"CLIENT_ERROR invalid shutdown mode\r\n";
     pub const MEMLIMIT_SMALL: &[u8] = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
-    pub const MEMLIMIT_UNITS: &[u8] =
-        b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n";
+    pub const MEMLIMIT_UNITS: &[u8] = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n";
     pub const BAD_COMMAND_LINE: &[u8] = b"CLIENT_ERROR bad command line\r\n";
     pub const STORED: &[u8] = b"STORED\r\n";
     pub const NOT_STORED: &[u8] = b"NOT_STORED\r\n";
@@ -67,15 +64,8 @@ pub enum Frame {
 pub fn frame(buf: &[u8]) -> Frame {
     match memchr(b'\n', buf) {
         Some(nl) => {
-            let len = if nl > 1 && buf[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            Frame::Line {
-                len,
-                consumed: nl + 1,
-            }
+            let len = if nl > 1 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+            Frame::Line { len, consumed: nl + 1 }
         }
         None if buf.len() > LINE_MAX => {
             let spaces = buf.iter().take_while(|&&b| b == b' ').count();
@@ -101,11 +91,7 @@ pub struct Tokens<'a> {
 impl<'a> Tokens<'a> {
     /// Split `line` on spaces the way `tokenize_command` does.
     pub fn new(line: &'a [u8]) -> Tokens<'a> {
-        let mut t = Tokens {
-            toks: [&[][..]; MAX_TOKENS],
-            n: 0,
-            rest: false,
-        };
+        let mut t = Tokens { toks: [&[][..]; MAX_TOKENS], n: 0, rest: false };
         let mut i = 0;
         let len = line.len();
         while i < len {
@@ -238,6 +224,14 @@ pub enum Command<'a> {
         src: i32,
         dst: i32,
     },
+    /// `lru_crawler <sub> [arg]`.
+    LruCrawler {
+        sub: &'a [u8],
+        arg: &'a [u8],
+        nargs: usize,
+    },
+    /// Close the connection without a reply (an HTTP request on the memcached port).
+    Close,
     /// An error reply; `noreply` suppresses it as memcached's `out_string` does.
     Error {
         reply: &'static [u8],
@@ -246,10 +240,7 @@ pub enum Command<'a> {
 }
 
 fn err(reply: &'static [u8]) -> Command<'static> {
-    Command::Error {
-        reply,
-        noreply: false,
-    }
+    Command::Error { reply, noreply: false }
 }
 
 /// Parse one command line (without its line terminator).
@@ -294,35 +285,19 @@ pub fn parse(line: &[u8]) -> Command<'_> {
         b"touch" => want_or(nt, 4, 5, || {
             let noreply = t.noreply();
             if t.get(1).len() > KEY_MAX {
-                return Command::Error {
-                    reply: reply::BAD_FORMAT,
-                    noreply,
-                };
+                return Command::Error { reply: reply::BAD_FORMAT, noreply };
             }
             match strtol32(t.get(2)) {
-                Some(e) => Command::Touch {
-                    key: t.get(1),
-                    exptime: e as i64,
-                    noreply,
-                },
-                None => Command::Error {
-                    reply: reply::BAD_EXPTIME,
-                    noreply,
-                },
+                Some(e) => Command::Touch { key: t.get(1), exptime: e as i64, noreply },
+                None => Command::Error { reply: reply::BAD_EXPTIME, noreply },
             }
         }),
         b"flush_all" => want_range(nt, 2, 4, || {
             let noreply = t.noreply();
             if nt != if noreply { 3 } else { 2 } {
                 match strtol32(t.get(1)) {
-                    Some(d) => Command::FlushAll {
-                        delay: d as i64,
-                        noreply,
-                    },
-                    None => Command::Error {
-                        reply: reply::BAD_EXPTIME,
-                        noreply,
-                    },
+                    Some(d) => Command::FlushAll { delay: d as i64, noreply },
+                    None => Command::Error { reply: reply::BAD_EXPTIME, noreply },
                 }
             } else {
                 Command::FlushAll { delay: 0, noreply }
@@ -333,29 +308,20 @@ pub fn parse(line: &[u8]) -> Command<'_> {
         b"shutdown" => match nt {
             2 => Command::Shutdown { graceful: false },
             3 if t.get(1) == b"graceful" => Command::Shutdown { graceful: true },
-            _ => Command::Error {
-                reply: reply::SHUTDOWN_MODE,
-                noreply: false,
-            },
+            _ => Command::Error { reply: reply::SHUTDOWN_MODE, noreply: false },
         },
         b"verbosity" => want_or(nt, 3, 4, || {
             let noreply = t.noreply();
             match strtoul32(t.get(1)) {
                 Some(level) => Command::Verbosity { level, noreply },
-                None => Command::Error {
-                    reply: reply::BAD_FORMAT,
-                    noreply,
-                },
+                None => Command::Error { reply: reply::BAD_FORMAT, noreply },
             }
         }),
         b"cache_memlimit" => want_or(nt, 3, 4, || {
             let noreply = t.noreply();
             match strtoul32(t.get(1)) {
                 Some(mb) => Command::CacheMemlimit { mb, noreply },
-                None => Command::Error {
-                    reply: reply::ERROR,
-                    noreply,
-                },
+                None => Command::Error { reply: reply::ERROR, noreply },
             }
         }),
         b"stats" => {
@@ -385,6 +351,9 @@ pub fn parse(line: &[u8]) -> Command<'_> {
                 err(reply::ERROR)
             }
         }
+        b"lru_crawler" => Command::LruCrawler { sub: t.get(1), arg: t.get(2), nargs: t.n - 1 },
+        // memcached closes connections that look like HTTP requests.
+        _ if t.n > 0 && t.get(t.n - 1).starts_with(b"HTTP/") => Command::Close,
         _ => err(reply::ERROR),
     }
 }
@@ -445,16 +414,12 @@ pub fn keys(rest: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 fn update<'a>(t: &Tokens<'a>, kind: StoreKind) -> Command<'a> {
     let noreply = t.noreply();
-    let bad = Command::Error {
-        reply: reply::BAD_FORMAT,
-        noreply,
-    };
+    let bad = Command::Error { reply: reply::BAD_FORMAT, noreply };
     let key = t.get(1);
     if key.len() > KEY_MAX {
         return bad;
     }
-    let (Some(flags), Some(exptime), Some(bytes)) =
-        (strtoul32(t.get(2)), strtol32(t.get(3)), strtol32(t.get(4)))
+    let (Some(flags), Some(exptime), Some(bytes)) = (strtoul32(t.get(2)), strtol32(t.get(3)), strtol32(t.get(4)))
     else {
         return bad;
     };
@@ -468,37 +433,18 @@ fn update<'a>(t: &Tokens<'a>, kind: StoreKind) -> Command<'a> {
     if !(0..=i32::MAX - 2).contains(&bytes) {
         return bad;
     }
-    Command::Store(StoreCmd {
-        kind,
-        key,
-        flags,
-        exptime: exptime as i64,
-        bytes: bytes as usize,
-        cas,
-        noreply,
-    })
+    Command::Store(StoreCmd { kind, key, flags, exptime: exptime as i64, bytes: bytes as usize, cas, noreply })
 }
 
 fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Command<'a> {
     let noreply = t.noreply();
     let key = t.get(1);
     if key.len() > KEY_MAX {
-        return Command::Error {
-            reply: reply::BAD_FORMAT,
-            noreply,
-        };
+        return Command::Error { reply: reply::BAD_FORMAT, noreply };
     }
     match strtoull(t.get(2)) {
-        Some(delta) => Command::Arith {
-            incr,
-            key,
-            delta,
-            noreply,
-        },
-        None => Command::Error {
-            reply: reply::BAD_DELTA,
-            noreply,
-        },
+        Some(delta) => Command::Arith { incr, key, delta, noreply },
+        None => Command::Error { reply: reply::BAD_DELTA, noreply },
     }
 }
 
@@ -510,18 +456,12 @@ fn delete<'a>(t: &Tokens<'a>) -> Command<'a> {
         noreply = t.noreply();
         let valid = (nt == 4 && (hold_is_zero || noreply)) || (nt == 5 && hold_is_zero && noreply);
         if !valid {
-            return Command::Error {
-                reply: reply::DELETE_USAGE,
-                noreply,
-            };
+            return Command::Error { reply: reply::DELETE_USAGE, noreply };
         }
     }
     let key = t.get(1);
     if key.len() > KEY_MAX {
-        return Command::Error {
-            reply: reply::BAD_FORMAT,
-            noreply,
-        };
+        return Command::Error { reply: reply::BAD_FORMAT, noreply };
     }
     Command::Delete { key, noreply }
 }
@@ -536,27 +476,9 @@ mod tests {
 
     #[test]
     fn framing() {
-        assert_eq!(
-            frame(b"get a\r\nget b"),
-            Frame::Line {
-                len: 5,
-                consumed: 7
-            }
-        );
-        assert_eq!(
-            frame(b"get a\n"),
-            Frame::Line {
-                len: 5,
-                consumed: 6
-            }
-        );
-        assert_eq!(
-            frame(b"\r\n"),
-            Frame::Line {
-                len: 1,
-                consumed: 2
-            }
-        );
+        assert_eq!(frame(b"get a\r\nget b"), Frame::Line { len: 5, consumed: 7 });
+        assert_eq!(frame(b"get a\n"), Frame::Line { len: 5, consumed: 6 });
+        assert_eq!(frame(b"\r\n"), Frame::Line { len: 1, consumed: 2 });
         assert_eq!(frame(b"get a"), Frame::Incomplete);
         let long = vec![b'x'; 3000];
         assert_eq!(frame(&long), Frame::TooLong);
@@ -579,18 +501,8 @@ mod tests {
                 noreply: false
             })
         );
-        assert!(matches!(
-            p("cas k 0 0 1 99 noreply"),
-            Command::Store(StoreCmd {
-                cas: 99,
-                noreply: true,
-                ..
-            })
-        ));
-        assert!(matches!(
-            p("set k 0 0 1 garbage"),
-            Command::Store(StoreCmd { noreply: false, .. })
-        ));
+        assert!(matches!(p("cas k 0 0 1 99 noreply"), Command::Store(StoreCmd { cas: 99, noreply: true, .. })));
+        assert!(matches!(p("set k 0 0 1 garbage"), Command::Store(StoreCmd { noreply: false, .. })));
         assert_eq!(p("set k 0 0"), err(reply::ERROR));
         assert_eq!(p("set k 0 0 -1"), err(reply::BAD_FORMAT));
         assert_eq!(p("set k x 0 1"), err(reply::BAD_FORMAT));
@@ -601,82 +513,29 @@ mod tests {
 
     #[test]
     fn retrieval_and_others() {
-        assert_eq!(
-            p("get a b"),
-            Command::Get {
-                cas: false,
-                touch: None,
-                keys: b" a b"
-            }
-        );
+        assert_eq!(p("get a b"), Command::Get { cas: false, touch: None, keys: b" a b" });
         assert_eq!(keys(b"  a  b ").collect::<Vec<_>>(), vec![&b"a"[..], b"b"]);
         assert_eq!(p("get"), err(reply::ERROR));
-        assert_eq!(
-            p("gat 10 a"),
-            Command::Get {
-                cas: false,
-                touch: Some(10),
-                keys: b" a"
-            }
-        );
+        assert_eq!(p("gat 10 a"), Command::Get { cas: false, touch: Some(10), keys: b" a" });
         assert_eq!(p("gat x a"), err(reply::BAD_EXPTIME));
         assert_eq!(p("GET a"), err(reply::ERROR));
         assert_eq!(p(""), err(reply::ERROR));
-        assert_eq!(
-            p("delete k 0"),
-            Command::Delete {
-                key: b"k",
-                noreply: false
-            }
-        );
+        assert_eq!(p("delete k 0"), Command::Delete { key: b"k", noreply: false });
         assert_eq!(p("delete k 1"), err(reply::DELETE_USAGE));
-        assert_eq!(
-            p("delete k 0 noreply"),
-            Command::Delete {
-                key: b"k",
-                noreply: true
-            }
-        );
-        assert_eq!(
-            p("incr k abc noreply"),
-            Command::Error {
-                reply: reply::BAD_DELTA,
-                noreply: true
-            }
-        );
-        assert_eq!(
-            p("flush_all noreply"),
-            Command::FlushAll {
-                delay: 0,
-                noreply: true
-            }
-        );
+        assert_eq!(p("delete k 0 noreply"), Command::Delete { key: b"k", noreply: true });
+        assert_eq!(p("incr k abc noreply"), Command::Error { reply: reply::BAD_DELTA, noreply: true });
+        assert_eq!(p("flush_all noreply"), Command::FlushAll { delay: 0, noreply: true });
         assert_eq!(p("flush_all x"), err(reply::BAD_EXPTIME));
         assert_eq!(p("verbosity"), err(reply::ERROR));
         assert_eq!(p("mn"), Command::MetaNoop);
         assert!(matches!(p("mg key v"), Command::Meta { cmd: b'g', .. }));
-        assert_eq!(
-            p("get a\0b"),
-            Command::Get {
-                cas: false,
-                touch: None,
-                keys: b" a"
-            }
-        );
+        assert_eq!(p("get a\0b"), Command::Get { cas: false, touch: None, keys: b" a" });
     }
 
     #[test]
     fn many_tokens() {
-        let line = format!(
-            "get {}",
-            (0..40)
-                .map(|i| format!("k{i}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        let Command::Get { keys: k, .. } = parse(line.as_bytes()) else {
-            panic!()
-        };
+        let line = format!("get {}", (0..40).map(|i| format!("k{i}")).collect::<Vec<_>>().join(" "));
+        let Command::Get { keys: k, .. } = parse(line.as_bytes()) else { panic!() };
         assert_eq!(keys(k).count(), 40);
         let line = format!("set k 0 0 1 {}", vec!["x"; 30].join(" "));
         assert_eq!(parse(line.as_bytes()), err(reply::ERROR));

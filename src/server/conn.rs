@@ -76,10 +76,7 @@ pub struct InBuf {
 
 impl InBuf {
     pub fn with_capacity(n: usize) -> InBuf {
-        InBuf {
-            buf: vec![0; n],
-            len: 0,
-        }
+        InBuf { buf: vec![0; n], len: 0 }
     }
 
     /// A buffer holding `data`, with room for at least `want` bytes.
@@ -211,13 +208,7 @@ impl Conn {
 
     /// Process complete requests at the start of `input`, appending replies to `out`.
     /// Returns the bytes consumed and what to do next. At most `budget` requests are served.
-    pub fn process(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-        ctx: &Ctx<'_>,
-        mut budget: usize,
-    ) -> (usize, Outcome) {
+    pub fn process(&mut self, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>, mut budget: usize) -> (usize, Outcome) {
         let mut pos = 0;
         loop {
             if self.swallow > 0 {

@@ -41,14 +41,12 @@ impl Listener {
                 Ok(SocketAddr::V6(a)) => format!("tcp6:[{}]:{}", a.ip(), a.port()),
                 Err(_) => "tcp:?".into(),
             },
-            Listener::Unix(l) => match l
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
-            {
-                Some(p) => format!("unix:{p}"),
-                None => "unix:?".into(),
-            },
+            Listener::Unix(l) => {
+                match l.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string())) {
+                    Some(p) => format!("unix:{p}"),
+                    None => "unix:?".into(),
+                }
+            }
         }
     }
 
@@ -56,9 +54,7 @@ impl Listener {
     pub fn try_clone_mio(&self) -> io::Result<MioListener> {
         Ok(match self {
             Listener::Tcp(l) => MioListener::Tcp(mio::net::TcpListener::from_std(l.try_clone()?)),
-            Listener::Unix(l) => {
-                MioListener::Unix(mio::net::UnixListener::from_std(l.try_clone()?))
-            }
+            Listener::Unix(l) => MioListener::Unix(mio::net::UnixListener::from_std(l.try_clone()?)),
         })
     }
 }
@@ -70,11 +66,7 @@ pub enum MioListener {
 }
 
 fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
-    let domain = if addr.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
+    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
     let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -88,14 +80,8 @@ fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
 
 /// Sockets handed over by systemd socket activation (`LISTEN_PID`/`LISTEN_FDS`).
 fn activated() -> Vec<Listener> {
-    let pid_ok = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        == Some(std::process::id());
-    let n = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse::<i32>().ok())
-        .unwrap_or(0);
+    let pid_ok = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let n = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<i32>().ok()).unwrap_or(0);
     if !pid_ok || n <= 0 {
         return Vec::new();
     }
@@ -120,10 +106,7 @@ fn activated() -> Vec<Listener> {
 pub fn bind_all(c: &Config) -> io::Result<Vec<Listener>> {
     let act = activated();
     if !act.is_empty() {
-        log::info!(
-            "using {} socket(s) from systemd socket activation",
-            act.len()
-        );
+        log::info!("using {} socket(s) from systemd socket activation", act.len());
         return Ok(act);
     }
     let mut out = Vec::new();
@@ -142,14 +125,8 @@ pub fn bind_all(c: &Config) -> io::Result<Vec<Listener>> {
         return Ok(out);
     }
     if c.listen.is_empty() {
-        out.push(Listener::Tcp(bind_tcp(
-            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), c.port),
-            c.backlog,
-        )?));
-        match bind_tcp(
-            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), c.port),
-            c.backlog,
-        ) {
+        out.push(Listener::Tcp(bind_tcp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), c.port), c.backlog)?));
+        match bind_tcp(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), c.port), c.backlog) {
             Ok(l) => out.push(Listener::Tcp(l)),
             Err(e) => log::info!("not listening on IPv6: {e}"),
         }

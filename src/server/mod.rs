@@ -11,6 +11,7 @@
 //! `Shared`: the store (lock-striped), the counters (per-worker, single writer) and flags.
 
 pub mod conn;
+pub mod detail;
 pub mod listener;
 pub mod report;
 pub mod text;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub verbosity: AtomicU32,
     /// Set when the server must stop.
     pub stopping: AtomicBool,
+    /// `stats detail` prefix counters.
+    pub detail: detail::Detail,
     /// Open connections and listeners by fd, for `stats conns`.
     pub conns: Mutex<BTreeMap<i32, Arc<ConnInfo>>>,
     stop_lock: StdMutex<bool>,
@@ -114,6 +117,7 @@ impl Server {
         let shared = Arc::new(Shared {
             verbosity: AtomicU32::new(config.verbose as u32),
             stats: Stats::new(config.threads),
+            detail: detail::Detail::new(config.prefix_delimiter, config.detail_enabled),
             config,
             store,
             started: Instant::now(),
@@ -136,27 +140,20 @@ impl Server {
                     }),
                 );
             }
-            shared
-                .stats
-                .global
-                .listeners
-                .store(listeners.len(), Ordering::Relaxed);
+            shared.stats.global.listeners.store(listeners.len(), Ordering::Relaxed);
+            // memcached counts its listening sockets as connections made.
+            shared.stats.global.total_conns.store(listeners.len() as u64, Ordering::Relaxed);
         }
         Ok(Server { shared, listeners })
     }
 
     /// TCP addresses actually bound (useful with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.local_addr())
-            .collect()
+        self.listeners.iter().filter_map(|l| l.local_addr()).collect()
     }
 
     pub fn handle(&self) -> ServerHandle {
-        ServerHandle {
-            shared: self.shared.clone(),
-        }
+        ServerHandle { shared: self.shared.clone() }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -171,11 +168,7 @@ impl Server {
         for id in 0..shared.config.threads {
             let w = worker::Worker::new(id, shared.clone(), &self.listeners)?;
             wakers.push(w.waker());
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("worker-{id}"))
-                    .spawn(move || w.run())?,
-            );
+            workers.push(std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || w.run())?);
         }
         let maint = spawn_maintenance(shared.clone())?;
         on_ready();
@@ -201,27 +194,25 @@ impl Server {
 
 /// Clock ticks and the expiry crawler.
 fn spawn_maintenance(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("maintenance".into())
-        .spawn(move || {
-            let tick = Duration::from_millis(100);
-            let shards = shared.store.shard_count();
-            // A full crawl pass takes about 5 seconds.
-            let per_tick = shards.div_ceil(50);
-            let mut cursor = 0;
-            let mut last_tick = Instant::now();
-            while !shared.stopping.load(Ordering::Relaxed) {
-                std::thread::sleep(tick);
-                if last_tick.elapsed() >= Duration::from_millis(200) {
-                    shared.clock().tick();
-                    last_tick = Instant::now();
-                }
+    std::thread::Builder::new().name("maintenance".into()).spawn(move || {
+        let tick = Duration::from_millis(100);
+        let shards = shared.store.shard_count();
+        // A full crawl pass takes about 5 seconds.
+        let per_tick = shards.div_ceil(50);
+        let mut cursor = 0;
+        let mut last_tick = Instant::now();
+        while !shared.stopping.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            if last_tick.elapsed() >= Duration::from_millis(200) {
                 shared.clock().tick();
-                if shared.config.lru_crawler {
-                    let end = (cursor + per_tick).min(shards);
-                    shared.store.crawl(cursor, end);
-                    cursor = if end >= shards { 0 } else { end };
-                }
+                last_tick = Instant::now();
             }
-        })
+            shared.clock().tick();
+            if shared.config.lru_crawler {
+                let end = (cursor + per_tick).min(shards);
+                shared.store.crawl(cursor, end);
+                cursor = if end >= shards { 0 } else { end };
+            }
+        }
+    })
 }

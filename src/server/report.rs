@@ -54,21 +54,9 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "rusage_user", ru_user);
     push(&mut p, "rusage_system", ru_sys);
     push(&mut p, "max_connections", sh.config.maxconns);
-    push(
-        &mut p,
-        "curr_connections",
-        (clients + listeners).saturating_sub(1),
-    );
-    push(
-        &mut p,
-        "total_connections",
-        g.total_conns.load(Ordering::Relaxed) + listeners as u64,
-    );
-    push(
-        &mut p,
-        "rejected_connections",
-        g.rejected_conns.load(Ordering::Relaxed),
-    );
+    push(&mut p, "curr_connections", (clients + listeners).saturating_sub(1));
+    push(&mut p, "total_connections", g.total_conns.load(Ordering::Relaxed));
+    push(&mut p, "rejected_connections", g.rejected_conns.load(Ordering::Relaxed));
     push(&mut p, "connection_structures", clients + listeners);
     push(&mut p, "response_obj_oom", 0);
     push(&mut p, "response_obj_count", 0);
@@ -110,11 +98,7 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "time_in_listen_disabled_us", 0);
     push(&mut p, "threads", sh.config.threads);
     push(&mut p, "conn_yields", t.conn_yields);
-    push(
-        &mut p,
-        "hash_power_level",
-        64 - s.hash_buckets.max(1).leading_zeros() - 1,
-    );
+    push(&mut p, "hash_power_level", 64 - s.hash_buckets.max(1).leading_zeros() - 1);
     push(&mut p, "hash_bytes", s.hash_bytes);
     push(&mut p, "hash_is_expanding", 0);
     push(&mut p, "slab_reassign_rescues", 0);
@@ -167,21 +151,14 @@ pub fn settings(sh: &Shared) -> Pairs {
     push(&mut p, "maxconns", c.maxconns);
     push(&mut p, "tcpport", c.port);
     push(&mut p, "udpport", c.udp_port);
-    push(
-        &mut p,
-        "inter",
-        c.listen_str.clone().unwrap_or_else(|| "NULL".into()),
-    );
+    push(&mut p, "inter", c.listen_str.clone().unwrap_or_else(|| "NULL".into()));
     push(&mut p, "verbosity", sh.verbosity.load(Ordering::Relaxed));
     push(&mut p, "oldest", 0);
     push(&mut p, "evictions", if c.evictions { "on" } else { "off" });
     push(
         &mut p,
         "domain_socket",
-        c.unix_socket
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "NULL".into()),
+        c.unix_socket.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "NULL".into()),
     );
     push(&mut p, "umask", format!("{:o}", c.unix_mask));
     push(&mut p, "shutdown_command", yes_no(c.shutdown_command));
@@ -190,7 +167,7 @@ pub fn settings(sh: &Shared) -> Pairs {
     push(&mut p, "num_threads", c.threads);
     push(&mut p, "num_threads_per_udp", c.threads);
     push(&mut p, "stat_key_prefix", c.prefix_delimiter);
-    push(&mut p, "detail_enabled", "no");
+    push(&mut p, "detail_enabled", yes_no(sh.detail.on()));
     push(&mut p, "reqs_per_event", c.reqs_per_event);
     push(&mut p, "cas_enabled", yes_no(c.use_cas));
     push(&mut p, "tcp_backlog", c.backlog);
@@ -202,11 +179,7 @@ pub fn settings(sh: &Shared) -> Pairs {
     push(&mut p, "hashpower_init", c.hashpower_init);
     push(&mut p, "slab_reassign", yes_no(c.slab_reassign));
     push(&mut p, "slab_automove", c.slab_automove);
-    push(
-        &mut p,
-        "slab_automove_ratio",
-        format!("{:.2}", c.slab_automove_ratio),
-    );
+    push(&mut p, "slab_automove_ratio", format!("{:.2}", c.slab_automove_ratio));
     push(&mut p, "slab_automove_window", c.slab_automove_window);
     push(&mut p, "slab_chunk_max", c.slab_chunk_max);
     push(&mut p, "lru_crawler", yes_no(c.lru_crawler));
@@ -221,11 +194,7 @@ pub fn settings(sh: &Shared) -> Pairs {
     push(&mut p, "hot_lru_pct", c.hot_lru_pct);
     push(&mut p, "warm_lru_pct", c.warm_lru_pct);
     push(&mut p, "hot_max_factor", format!("{:.2}", c.hot_max_factor));
-    push(
-        &mut p,
-        "warm_max_factor",
-        format!("{:.2}", c.warm_max_factor),
-    );
+    push(&mut p, "warm_max_factor", format!("{:.2}", c.warm_max_factor));
     push(&mut p, "temp_lru", yes_no(c.temp_lru));
     push(&mut p, "temporary_ttl", c.temporary_ttl);
     push(&mut p, "idle_timeout", c.idle_timeout);
@@ -313,11 +282,7 @@ pub fn slabs(sh: &Shared) -> Pairs {
         push(&mut p, k("total_pages"), c.pages);
         push(&mut p, k("total_chunks"), total);
         push(&mut p, k("used_chunks"), c.used);
-        push(
-            &mut p,
-            k("free_chunks"),
-            (total as u64).saturating_sub(c.used),
-        );
+        push(&mut p, k("free_chunks"), (total as u64).saturating_sub(c.used));
         push(&mut p, k("free_chunks_end"), c.free_end);
         push(&mut p, k("get_hits"), st.get_hits);
         push(&mut p, k("cmd_set"), st.set_cmds);
@@ -342,24 +307,29 @@ pub fn conns(sh: &Shared) -> Pairs {
         if !c.listening {
             push(&mut p, format!("{fd}:listen_addr"), &c.listen_addr);
         }
-        push(
-            &mut p,
-            format!("{fd}:state"),
-            if c.listening {
-                "conn_listening"
-            } else {
-                "conn_parse_cmd"
-            },
-        );
-        if !c.listening {
-            push(
-                &mut p,
-                format!("{fd}:secs_since_last_cmd"),
-                now.saturating_sub(c.last_cmd.load(Ordering::Relaxed)),
-            );
-        }
+        push(&mut p, format!("{fd}:state"), if c.listening { "conn_listening" } else { "conn_parse_cmd" });
+        push(&mut p, format!("{fd}:secs_since_last_cmd"), now.saturating_sub(c.last_cmd.load(Ordering::Relaxed)));
     }
     p
+}
+
+/// `stats sizes` with `-o track_sizes`: items per 32-byte size bucket, sizes counted as
+/// memcached counts them (so the histogram reads the same).
+pub fn sizes(sh: &Shared) -> Pairs {
+    let mut hist = std::collections::BTreeMap::<usize, u64>::new();
+    let use_cas = sh.config.use_cas;
+    sh.store.for_each(|e| {
+        let ntotal = 48
+            + if use_cas { 8 } else { 0 }
+            + e.key().len()
+            + 1
+            + e.value().len()
+            + 2
+            + if e.flags() != 0 { 4 } else { 0 };
+        *hist.entry(ntotal.div_ceil(32) * 32).or_default() += 1;
+        true
+    });
+    hist.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// `stats cachedump <class> <limit>`: memcached's ITEM lines (not STAT pairs).
@@ -372,11 +342,7 @@ pub fn cachedump(sh: &Shared, class: u32, limit: u32, out: &mut Vec<u8>) {
             return true;
         }
         line.clear();
-        let exp = if e.exptime() == 0 {
-            0
-        } else {
-            e.exptime() as i64 + started
-        };
+        let exp = if e.exptime() == 0 { 0 } else { e.exptime() as i64 + started };
         let _ = write!(line, " [{} b; {} s]\r\n", e.value().len(), exp);
         out.extend_from_slice(b"ITEM ");
         out.extend_from_slice(e.key());

@@ -11,9 +11,7 @@ use super::report;
 use crate::config::VERSION;
 use crate::protocol::text::{self as ptext, reply, Command, StoreCmd, StoreKind};
 use crate::protocol::KEY_MAX;
-use crate::storage::{
-    item, DeleteOutcome, DeltaOutcome, GetOpts, Miss, Mode, StoreOutcome, StoreReq,
-};
+use crate::storage::{item, DeleteOutcome, DeltaOutcome, GetOpts, Miss, Mode, StoreOutcome, StoreReq};
 
 #[inline]
 fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
@@ -31,10 +29,7 @@ fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
 /// drop the old item for `set`. Returns true when refused (the caller swallows the data).
 pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) -> bool {
     let store = &ctx.shared.store;
-    let fits_class = store
-        .slabs()
-        .class_for(item::item_size(sc.key.len(), sc.bytes))
-        .is_some();
+    let fits_class = store.slabs().class_for(item::item_size(sc.key.len(), sc.bytes)).is_some();
     if !store.too_large(sc.key.len(), sc.bytes, sc.flags) && fits_class {
         return false;
     }
@@ -57,15 +52,16 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
         StoreKind::Prepend => Mode::Prepend,
         StoreKind::Cas => Mode::Cas,
     };
+    ctx.shared.detail.set(sc.key);
     let mut req = StoreReq::new(mode, sc.key, data, sc.flags, sc.exptime);
     req.cas = sc.cas;
-    let class = store
-        .slabs()
-        .class_for(item::item_size(sc.key.len(), data.len()))
-        .unwrap_or(0) as usize;
+    let class = store.slabs().class_for(item::item_size(sc.key.len(), data.len())).unwrap_or(0) as usize;
     let slab = &ctx.stats.slab[class];
-    slab.set_cmds.inc();
-    let r = match store.store(&req) {
+    let outcome = store.store(&req);
+    if !matches!(outcome, StoreOutcome::NoMemory | StoreOutcome::TooLarge) {
+        slab.set_cmds.inc();
+    }
+    let r = match outcome {
         StoreOutcome::Stored { .. } => {
             if mode == Mode::Cas {
                 slab.cas_hits.inc();
@@ -101,6 +97,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
         Command::Get { cas, touch, keys } => get(ctx, cas, touch, keys, out),
         Command::Store(_) => unreachable!("storage commands are handled with their data"),
         Command::Delete { key, noreply } => {
+            sh.detail.delete(key);
             let r = match store.delete(key, 0) {
                 DeleteOutcome::Deleted => {
                     ctx.stats.slab[0].delete_hits.inc();
@@ -113,12 +110,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
             };
             put(out, noreply, r);
         }
-        Command::Arith {
-            incr,
-            key,
-            delta,
-            noreply,
-        } => match store.delta(key, incr, delta, 0, None, None) {
+        Command::Arith { incr, key, delta, noreply } => match store.delta(key, incr, delta, 0, None, None) {
             DeltaOutcome::Value { value, .. } => {
                 if incr {
                     ctx.stats.slab[0].incr_hits.inc();
@@ -141,11 +133,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
             DeltaOutcome::NonNumeric => put(out, noreply, reply::NON_NUMERIC),
             DeltaOutcome::NoMemory => put(out, noreply, reply::NO_MEMORY_DELTA),
         },
-        Command::Touch {
-            key,
-            exptime,
-            noreply,
-        } => {
+        Command::Touch { key, exptime, noreply } => {
             ctx.stats.touch_cmds.inc();
             match store.get(key, GetOpts::touch(exptime), |e| e.class()) {
                 Ok(class) => {
@@ -177,10 +165,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
             if !sh.config.shutdown_command {
                 out.extend_from_slice(reply::SHUTDOWN_DISABLED);
             } else {
-                log::info!(
-                    "shutdown{} requested by a client",
-                    if graceful { " graceful" } else { "" }
-                );
+                log::info!("shutdown{} requested by a client", if graceful { " graceful" } else { "" });
                 sh.request_shutdown();
                 return Action::Close;
             }
@@ -223,6 +208,8 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
                 out.extend_from_slice(b"NOSPARE source class has no spare pages\r\n");
             }
         }
+        Command::LruCrawler { sub, arg, nargs } => lru_crawler(ctx, sub, arg, nargs, out),
+        Command::Close => return Action::Close,
         Command::Error { reply, noreply } => put(out, noreply, reply),
     }
     Action::Continue
@@ -241,9 +228,11 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<
             out.extend_from_slice(reply::BAD_FORMAT);
             return;
         }
-        ctx.stats.get_cmds.inc();
+        // memcached counts gat/gats only as touches.
         if touch.is_some() {
             ctx.stats.touch_cmds.inc();
+        } else {
+            ctx.stats.get_cmds.inc();
         }
         let r = store.get(key, opts, |e| {
             let v = e.value();
@@ -262,6 +251,7 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<
             out.extend_from_slice(b"\r\n");
             e.class()
         });
+        ctx.shared.detail.get(key, r.is_ok());
         match r {
             Ok(class) => {
                 if touch.is_some() {
@@ -287,6 +277,37 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<
     out.extend_from_slice(reply::END);
 }
 
+/// `lru_crawler`: our expiry crawler runs continuously, so the knobs are accepted and
+/// validated as memcached validates them; `crawl` triggers a full pass.
+fn lru_crawler(ctx: &Ctx<'_>, sub: &[u8], arg: &[u8], nargs: usize, out: &mut Vec<u8>) {
+    use crate::protocol::num::strtoul32;
+    let store = &ctx.shared.store;
+    let r: &[u8] = match (sub, nargs) {
+        (b"enable" | b"disable", 1) => reply::OK,
+        (b"sleep", 2) => match strtoul32(arg) {
+            Some(us) if us <= 1_000_000 => reply::OK,
+            Some(_) => b"CLIENT_ERROR sleep must be one second or less\r\n",
+            None => reply::BAD_FORMAT,
+        },
+        (b"tocrawl", 2) => match strtoul32(arg) {
+            Some(_) => reply::OK,
+            None => reply::BAD_FORMAT,
+        },
+        (b"crawl", 2) => {
+            let valid = arg == b"all"
+                || arg.split(|&b| b == b',').all(|id| strtoul32(id).is_some_and(|i| (1..63).contains(&i)));
+            if !valid {
+                b"BADCLASS invalid class id\r\n"
+            } else {
+                store.crawl(0, store.shard_count());
+                reply::OK
+            }
+        }
+        _ => reply::ERROR,
+    };
+    out.extend_from_slice(r);
+}
+
 fn write_pairs(pairs: &report::Pairs, out: &mut Vec<u8>) {
     for (k, v) in pairs {
         out.extend_from_slice(b"STAT ");
@@ -307,19 +328,28 @@ fn stats(ctx: &Ctx<'_>, args: &[&[u8]], out: &mut Vec<u8>) {
     match sub {
         b"reset" => {
             sh.stats.reset();
+            sh.store.reset_counters();
             out.extend_from_slice(reply::RESET);
         }
         b"settings" => write_pairs(&report::settings(sh), out),
         b"items" => write_pairs(&report::items(sh), out),
         b"slabs" => write_pairs(&report::slabs(sh), out),
         b"conns" => write_pairs(&report::conns(sh), out),
+        b"sizes" if sh.config.track_sizes => write_pairs(&report::sizes(sh), out),
         b"sizes" => {
             out.extend_from_slice(b"STAT sizes_status disabled\r\n");
             out.extend_from_slice(reply::END);
         }
         b"detail" => match args.get(1).copied() {
-            Some(b"on") | Some(b"off") => out.extend_from_slice(reply::OK),
-            Some(b"dump") => out.extend_from_slice(reply::END),
+            Some(b"on") => {
+                sh.detail.enabled.store(true, Ordering::Relaxed);
+                out.extend_from_slice(reply::OK)
+            }
+            Some(b"off") => {
+                sh.detail.enabled.store(false, Ordering::Relaxed);
+                out.extend_from_slice(reply::OK)
+            }
+            Some(b"dump") => sh.detail.dump(out),
             _ => out.extend_from_slice(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"),
         },
         b"cachedump" => {
@@ -328,14 +358,9 @@ fn stats(ctx: &Ctx<'_>, args: &[&[u8]], out: &mut Vec<u8>) {
             } else if args.len() < 3 {
                 out.extend_from_slice(reply::BAD_COMMAND_LINE);
             } else {
-                match (
-                    crate::protocol::num::strtoul32(args[1]),
-                    crate::protocol::num::strtoul32(args[2]),
-                ) {
+                match (crate::protocol::num::strtoul32(args[1]), crate::protocol::num::strtoul32(args[2])) {
                     (Some(id), Some(limit)) if id < 64 => report::cachedump(sh, id, limit, out),
-                    (Some(_), Some(_)) => {
-                        out.extend_from_slice(b"CLIENT_ERROR Illegal slab id\r\n")
-                    }
+                    (Some(_), Some(_)) => out.extend_from_slice(b"CLIENT_ERROR Illegal slab id\r\n"),
                     _ => out.extend_from_slice(reply::BAD_FORMAT),
                 }
             }

@@ -108,11 +108,7 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.ready.is_empty() {
-                None
-            } else {
-                Some(Duration::ZERO)
-            };
+            let timeout = if self.ready.is_empty() { None } else { Some(Duration::ZERO) };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -157,15 +153,12 @@ impl Worker {
             let accepted = match &self.listeners[li] {
                 MioListener::Tcp(l) => l.accept().map(|(s, a)| {
                     let _ = s.set_nodelay(true);
-                    let local = s
-                        .local_addr()
-                        .map(|a| format!("tcp:{a}"))
-                        .unwrap_or_default();
+                    let local = s.local_addr().map(|a| format!("tcp:{a}")).unwrap_or_default();
                     (Stream::Tcp(s), format!("tcp:{a}"), local)
                 }),
-                MioListener::Unix(l) => l
-                    .accept()
-                    .map(|(s, _)| (Stream::Unix(s), "unix:".to_string(), "unix:".to_string())),
+                MioListener::Unix(l) => {
+                    l.accept().map(|(s, _)| (Stream::Unix(s), "unix:".to_string(), "unix:".to_string()))
+                }
             };
             let (mut stream, addr, local) = match accepted {
                 Ok(x) => x,
@@ -179,7 +172,9 @@ impl Worker {
             let g = &self.shared.stats.global;
             let listeners = g.listeners.load(Ordering::Relaxed);
             let curr = g.curr_conns.fetch_add(1, Ordering::Relaxed) + 1;
-            if curr + listeners + RESERVED_FDS >= self.shared.config.maxconns {
+            // -c counts descriptors as memcached does: 20 reserved, the listeners, and the
+            // process's own (stdio, event loop), so `-c N` admits N - 24 - listeners clients.
+            if curr + listeners + RESERVED_FDS + 4 > self.shared.config.maxconns {
                 g.curr_conns.fetch_sub(1, Ordering::Relaxed);
                 g.rejected_conns.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.write(reply::TOO_MANY_CONNS);
@@ -205,11 +200,9 @@ impl Worker {
                     self.conns.len() - 1
                 }
             };
-            if let Err(e) = self.poll.registry().register(
-                &mut stream,
-                Token(idx),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            if let Err(e) =
+                self.poll.registry().register(&mut stream, Token(idx), Interest::READABLE | Interest::WRITABLE)
+            {
                 log::warn!("register failed: {e}");
                 g.curr_conns.fetch_sub(1, Ordering::Relaxed);
                 self.free.push(idx);
@@ -232,17 +225,9 @@ impl Worker {
         let stats = &self.shared.stats.threads[self.id];
         // Lend the scratch buffers unless the connection holds leftovers.
         let own_input = !conn.rbuf.is_empty();
-        let mut input = if own_input {
-            std::mem::take(&mut conn.rbuf)
-        } else {
-            std::mem::take(&mut self.input)
-        };
+        let mut input = if own_input { std::mem::take(&mut conn.rbuf) } else { std::mem::take(&mut self.input) };
         let own_output = !conn.wbuf.is_empty();
-        let mut output = if own_output {
-            std::mem::take(&mut conn.wbuf)
-        } else {
-            std::mem::take(&mut self.output)
-        };
+        let mut output = if own_output { std::mem::take(&mut conn.wbuf) } else { std::mem::take(&mut self.output) };
 
         let mut eof = false;
         let mut more_to_read = false;
@@ -279,24 +264,15 @@ impl Worker {
             }
         }
 
-        let ctx = Ctx {
-            shared: &self.shared,
-            stats,
-        };
-        let budget = if others_waiting {
-            self.shared.config.reqs_per_event
-        } else {
-            usize::MAX
-        };
+        let ctx = Ctx { shared: &self.shared, stats };
+        let budget = if others_waiting { self.shared.config.reqs_per_event } else { usize::MAX };
         let (used, outcome) = if conn.closing {
             (input.len(), Outcome::Close)
         } else {
             conn.process(input.data(), &mut output, &ctx, budget)
         };
         if used > 0 {
-            conn.info
-                .last_cmd
-                .store(self.shared.clock().now(), Ordering::Relaxed);
+            conn.info.last_cmd.store(self.shared.clock().now(), Ordering::Relaxed);
         }
         match outcome {
             Outcome::Close => conn.closing = true,
@@ -370,9 +346,7 @@ impl Worker {
         if !conn.wbuf.is_empty() {
             let out = std::mem::take(&mut conn.wbuf);
             let written = write_some(&mut conn, &out);
-            self.shared.stats.threads[self.id]
-                .bytes_written
-                .add(written as u64);
+            self.shared.stats.threads[self.id].bytes_written.add(written as u64);
             if written < out.len() && !conn.closing_hard() {
                 let mut out = out;
                 out.drain(..written);
@@ -393,11 +367,7 @@ impl Worker {
     fn release(&mut self, mut c: Conn, t: usize) {
         let _ = self.poll.registry().deregister(&mut c.stream);
         self.shared.conns.lock().remove(&c.fd);
-        self.shared
-            .stats
-            .global
-            .curr_conns
-            .fetch_sub(1, Ordering::Relaxed);
+        self.shared.stats.global.curr_conns.fetch_sub(1, Ordering::Relaxed);
         self.free.push(t);
     }
 
@@ -418,9 +388,8 @@ impl Worker {
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         let mut events = Events::with_capacity(256);
         while Instant::now() < deadline {
-            let pending: Vec<usize> = (0..self.conns.len())
-                .filter(|&i| self.conns[i].as_ref().is_some_and(|c| !c.wbuf.is_empty()))
-                .collect();
+            let pending: Vec<usize> =
+                (0..self.conns.len()).filter(|&i| self.conns[i].as_ref().is_some_and(|c| !c.wbuf.is_empty())).collect();
             if pending.is_empty() {
                 break;
             }

@@ -38,11 +38,7 @@ impl Clock {
     /// A clock starting now.
     pub fn new() -> Clock {
         let started = unix_now() - START_BACKDATE;
-        Clock {
-            process_started: started,
-            now: AtomicU32::new(START_BACKDATE as u32),
-            offset: AtomicI64::new(0),
-        }
+        Clock { process_started: started, now: AtomicU32::new(START_BACKDATE as u32), offset: AtomicI64::new(0) }
     }
 
     /// Current relative time in seconds.
@@ -96,10 +92,7 @@ impl Clock {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -113,10 +106,7 @@ mod tests {
         assert_eq!(c.realtime(0), 0);
         assert_eq!(c.realtime(-1), 1);
         assert_eq!(c.realtime(10), now + 10);
-        assert_eq!(
-            c.realtime(REALTIME_MAXDELTA),
-            now + REALTIME_MAXDELTA as u32
-        );
+        assert_eq!(c.realtime(REALTIME_MAXDELTA), now + REALTIME_MAXDELTA as u32);
         // just over 30 days: an absolute time in 1970, long before start
         assert_eq!(c.realtime(REALTIME_MAXDELTA + 1), 1);
         let future = c.unix_now() + 100;

@@ -115,8 +115,7 @@ impl ItemPtr {
             std::ptr::write(self.at(OFF_CAS) as *mut u64, 0);
             std::ptr::copy_nonoverlapping(key.as_ptr(), self.at(HEADER), key.len());
         }
-        self.atomic_u32(OFF_EXPTIME)
-            .store(exptime, Ordering::Relaxed);
+        self.atomic_u32(OFF_EXPTIME).store(exptime, Ordering::Relaxed);
         self.atomic_u32(OFF_ATIME).store(now, Ordering::Relaxed);
         self.write_u32(OFF_VLEN, value_len as u32);
         self.write_u32(OFF_FLAGS, flags);

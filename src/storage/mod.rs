@@ -32,8 +32,7 @@ use parking_lot::Mutex;
 
 pub use clock::Clock;
 use item::{
-    ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE, STATE_LINKED,
-    STATE_RESERVED,
+    ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE, STATE_LINKED, STATE_RESERVED,
 };
 use slab::{ChunkRef, ClassSnapshot, SlabConfig, Slabs};
 
@@ -108,17 +107,7 @@ pub struct StoreReq<'a> {
 
 impl<'a> StoreReq<'a> {
     pub fn new(mode: Mode, key: &'a [u8], value: &'a [u8], flags: u32, exptime: i64) -> Self {
-        StoreReq {
-            mode,
-            key,
-            value,
-            flags,
-            exptime,
-            cas: 0,
-            new_cas: None,
-            stale_ok: false,
-            vivify: None,
-        }
+        StoreReq { mode, key, value, flags, exptime, cas: 0, new_cas: None, stale_ok: false, vivify: None }
     }
 }
 
@@ -169,15 +158,9 @@ pub struct GetOpts {
 }
 
 impl GetOpts {
-    pub const GET: GetOpts = GetOpts {
-        bump: true,
-        touch: None,
-    };
+    pub const GET: GetOpts = GetOpts { bump: true, touch: None };
     pub fn touch(exptime: i64) -> GetOpts {
-        GetOpts {
-            bump: true,
-            touch: Some(exptime),
-        }
+        GetOpts { bump: true, touch: Some(exptime) }
     }
 }
 
@@ -404,13 +387,7 @@ impl Store {
     /// (48-byte header, 8-byte CAS, key + NUL, value + CRLF, 4 bytes of non-zero flags), so the
     /// limit falls exactly where memcached's does.
     pub fn too_large(&self, klen: usize, vlen: usize, flags: u32) -> bool {
-        let ntotal = 48
-            + if self.use_cas { 8 } else { 0 }
-            + klen
-            + 1
-            + vlen
-            + 2
-            + if flags != 0 { 4 } else { 0 };
+        let ntotal = 48 + if self.use_cas { 8 } else { 0 } + klen + 1 + vlen + 2 + if flags != 0 { 4 } else { 0 };
         ntotal > self.item_size_max
     }
 
@@ -448,14 +425,7 @@ impl Store {
     }
 
     /// Link a RESERVED chunk, replacing `old` if given. Shard lock held.
-    fn link_locked(
-        &self,
-        table: &mut HashTable<ChunkRef>,
-        shard: &Shard,
-        h: u64,
-        r: ChunkRef,
-        old: Option<ChunkRef>,
-    ) {
+    fn link_locked(&self, table: &mut HashTable<ChunkRef>, shard: &Shard, h: u64, r: ChunkRef, old: Option<ChunkRef>) {
         let it = self.slabs.ptr(r);
         if let Some(o) = old {
             self.unlink_locked(table, shard, h, o);
@@ -480,13 +450,8 @@ impl Store {
         let it = self.slabs.ptr(r);
         if let Some(why) = self.dead(it, now) {
             if why == Miss::Expired && it.bits() & BIT_FETCHED == 0 {
-                self.counters
-                    .expired_unfetched
-                    .fetch_add(1, Ordering::Relaxed);
-                self.slabs
-                    .counters(it.class() as usize)
-                    .expired_unfetched
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                self.slabs.counters(it.class() as usize).expired_unfetched.fetch_add(1, Ordering::Relaxed);
             }
             self.unlink_locked(table, shard, h, r);
             return Err(why);
@@ -495,24 +460,14 @@ impl Store {
     }
 
     /// Look up `key`; on a hit, apply `opts` and call `f` with the item while it is locked.
-    pub fn get<R>(
-        &self,
-        key: &[u8],
-        opts: GetOpts,
-        f: impl FnOnce(&Entry<'_>) -> R,
-    ) -> Result<R, Miss> {
+    pub fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(&Entry<'_>) -> R) -> Result<R, Miss> {
         let h = self.hash(key);
         let shard = self.shard(h);
         let now = self.clock.now();
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
         let it = self.slabs.ptr(r);
-        let entry = Entry {
-            it,
-            store: self,
-            prev_atime: it.atime(),
-            fetched_before: it.bits() & BIT_FETCHED != 0,
-        };
+        let entry = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
         if let Some(t) = opts.touch {
             it.set_exptime(self.clock.realtime(t));
         }
@@ -525,14 +480,7 @@ impl Store {
 
     /// Like `get` but never counts as an access (meta `me`, internal use).
     pub fn peek<R>(&self, key: &[u8], f: impl FnOnce(&Entry<'_>) -> R) -> Result<R, Miss> {
-        self.get(
-            key,
-            GetOpts {
-                bump: false,
-                touch: None,
-            },
-            f,
-        )
+        self.get(key, GetOpts { bump: false, touch: None }, f)
     }
 
     /// Set a new exptime on a live item.
@@ -572,10 +520,7 @@ impl Store {
 
     fn note_oom(&self, class: u8) {
         self.counters.outofmemory.fetch_add(1, Ordering::Relaxed);
-        self.slabs
-            .counters(class as usize)
-            .outofmemory
-            .fetch_add(1, Ordering::Relaxed);
+        self.slabs.counters(class as usize).outofmemory.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Run the class hand until one linked item can be taken; its chunk is returned RESERVED.
@@ -624,9 +569,7 @@ impl Store {
                     self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
                     counters.reclaimed.fetch_add(1, Ordering::Relaxed);
                     if it.bits() & BIT_FETCHED == 0 {
-                        self.counters
-                            .expired_unfetched
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
                         counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -636,13 +579,9 @@ impl Store {
                     if it.exptime() != 0 {
                         counters.evicted_nonzero.fetch_add(1, Ordering::Relaxed);
                     }
-                    counters
-                        .evicted_time
-                        .store(now.saturating_sub(it.atime()) as u64, Ordering::Relaxed);
+                    counters.evicted_time.store(now.saturating_sub(it.atime()) as u64, Ordering::Relaxed);
                     if it.bits() & BIT_FETCHED == 0 {
-                        self.counters
-                            .evicted_unfetched
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.counters.evicted_unfetched.fetch_add(1, Ordering::Relaxed);
                         counters.evicted_unfetched.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -707,9 +646,7 @@ impl Store {
                 self.slabs.uncount(victim, it.total());
                 it.set_state(STATE_FREE);
                 drop(table);
-                self.counters
-                    .slab_reassign_evictions
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.slab_reassign_evictions.fetch_add(1, Ordering::Relaxed);
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 counters.evicted.fetch_add(1, Ordering::Relaxed);
                 break;
@@ -724,8 +661,9 @@ impl Store {
         let vlen: usize = parts.iter().map(|p| p.len()).sum();
         let size = item::item_size(key.len(), vlen);
         let r = self.alloc(size)?;
-        let it = self.slabs.ptr(r);
-        it.init(it.class(), key, flags, exptime_rel, self.clock.now(), vlen);
+        let class = self.slabs.class_for(size)?;
+        let it = self.slabs.ptr_in(class, r);
+        it.init(class, key, flags, exptime_rel, self.clock.now(), vlen);
         let v = it.value_mut();
         let mut off = 0;
         for p in parts {
@@ -759,10 +697,7 @@ impl Store {
             return self.store_concat(req);
         }
         if self.too_large(req.key.len(), req.value.len(), req.flags)
-            || self
-                .slabs
-                .class_for(item::item_size(req.key.len(), req.value.len()))
-                .is_none()
+            || self.slabs.class_for(item::item_size(req.key.len(), req.value.len())).is_none()
         {
             if req.mode == Mode::Set {
                 self.drop_key(req.key);
@@ -813,9 +748,7 @@ impl Store {
                 let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
                 it.set_cas(cas);
                 self.link_locked(&mut table, shard, h, r, old);
-                StoreOutcome::Stored {
-                    cas: self.visible_cas(it),
-                }
+                StoreOutcome::Stored { cas: self.visible_cas(it) }
             }
             other => {
                 drop(table);
@@ -865,8 +798,9 @@ impl Store {
             let Some(r) = self.alloc(size) else {
                 return StoreOutcome::NotStored;
             };
-            let it = self.slabs.ptr(r);
-            it.init(it.class(), req.key, flags, exptime, now, vlen);
+            let class = self.slabs.class_for(size).unwrap_or(0);
+            let it = self.slabs.ptr_in(class, r);
+            it.init(class, req.key, flags, exptime, now, vlen);
             let mut table = shard.index.lock();
             match self.find(&table, h, req.key) {
                 Some(o) if o == old && self.slabs.ptr(o).cas() == old_cas => {
@@ -884,9 +818,7 @@ impl Store {
                     let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
                     it.set_cas(cas);
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return StoreOutcome::Stored {
-                        cas: self.visible_cas(it),
-                    };
+                    return StoreOutcome::Stored { cas: self.visible_cas(it) };
                 }
                 _ => {
                     drop(table);
@@ -924,12 +856,7 @@ impl Store {
                     let mut req = StoreReq::new(Mode::Add, key, s.as_bytes(), 0, exptime);
                     req.new_cas = new_cas;
                     match self.store(&req) {
-                        StoreOutcome::Stored { cas } => {
-                            return DeltaOutcome::Value {
-                                value: initial,
-                                cas,
-                            }
-                        }
+                        StoreOutcome::Stored { cas } => return DeltaOutcome::Value { value: initial, cas },
                         StoreOutcome::NotStored => continue,
                         _ => return DeltaOutcome::NoMemory,
                     }
@@ -942,11 +869,7 @@ impl Store {
             let Some(cur) = parse_counter(oit.value()) else {
                 return DeltaOutcome::NonNumeric;
             };
-            let value = if incr {
-                cur.wrapping_add(delta)
-            } else {
-                cur.saturating_sub(delta)
-            };
+            let value = if incr { cur.wrapping_add(delta) } else { cur.saturating_sub(delta) };
             let digits = buf.format(value).as_bytes();
             oit.set_bits(BIT_ACTIVE | BIT_FETCHED);
             oit.set_atime(now);
@@ -956,10 +879,7 @@ impl Store {
                 v[digits.len()..].fill(b' ');
                 let cas = new_cas.unwrap_or_else(|| self.next_cas());
                 oit.set_cas(cas);
-                return DeltaOutcome::Value {
-                    value,
-                    cas: self.visible_cas(oit),
-                };
+                return DeltaOutcome::Value { value, cas: self.visible_cas(oit) };
             }
             // The number grew: build a new item and swap it in if nothing changed meanwhile.
             let (old_cas, flags, exptime) = (oit.cas(), oit.flags(), oit.exptime());
@@ -975,10 +895,7 @@ impl Store {
                     it.set_cas(cas);
                     it.set_bits(BIT_FETCHED);
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return DeltaOutcome::Value {
-                        value,
-                        cas: self.visible_cas(it),
-                    };
+                    return DeltaOutcome::Value { value, cas: self.visible_cas(it) };
                 }
                 _ => {
                     drop(table);
@@ -1008,23 +925,14 @@ impl Store {
     }
 
     /// Run `f` on a live item without counting an access; `f` returns whether to delete it.
-    pub fn update<R>(
-        &self,
-        key: &[u8],
-        f: impl FnOnce(&Entry<'_>) -> (R, bool),
-    ) -> Result<R, Miss> {
+    pub fn update<R>(&self, key: &[u8], f: impl FnOnce(&Entry<'_>) -> (R, bool)) -> Result<R, Miss> {
         let h = self.hash(key);
         let shard = self.shard(h);
         let now = self.clock.now();
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
         let it = self.slabs.ptr(r);
-        let entry = Entry {
-            it,
-            store: self,
-            prev_atime: it.atime(),
-            fetched_before: it.bits() & BIT_FETCHED != 0,
-        };
+        let entry = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
         let (out, remove) = f(&entry);
         if remove {
             self.unlink_locked(&mut table, shard, h, r);
@@ -1035,11 +943,7 @@ impl Store {
     /// flush_all with memcached's deadline semantics.
     pub fn flush_all(&self, delay: i64) {
         let now = self.clock.now();
-        let new_oldest = if delay > 0 {
-            self.clock.realtime(delay)
-        } else {
-            now
-        };
+        let new_oldest = if delay > 0 { self.clock.realtime(delay) } else { now };
         if self.use_cas {
             let ol = new_oldest.saturating_sub(1);
             self.oldest_live.store(ol, Ordering::Relaxed);
@@ -1088,9 +992,7 @@ impl Store {
                 let c = self.slabs.counters(class);
                 c.crawler_reclaimed.fetch_add(1, Ordering::Relaxed);
                 if why == Miss::Expired && it.bits() & BIT_FETCHED == 0 {
-                    self.counters
-                        .expired_unfetched
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
                     c.expired_unfetched.fetch_add(1, Ordering::Relaxed);
                 }
                 shard.items.fetch_sub(1, Ordering::Relaxed);
@@ -1099,13 +1001,9 @@ impl Store {
                 reclaimed += 1;
                 false
             });
-            self.counters
-                .crawler_items_checked
-                .fetch_add(checked, Ordering::Relaxed);
+            self.counters.crawler_items_checked.fetch_add(checked, Ordering::Relaxed);
         }
-        self.counters
-            .crawler_reclaimed
-            .fetch_add(reclaimed, Ordering::Relaxed);
+        self.counters.crawler_reclaimed.fetch_add(reclaimed, Ordering::Relaxed);
         reclaimed
     }
 
@@ -1120,16 +1018,34 @@ impl Store {
                 if self.dead(it, now).is_some() {
                     continue;
                 }
-                let e = Entry {
-                    it,
-                    store: self,
-                    prev_atime: it.atime(),
-                    fetched_before: it.bits() & BIT_FETCHED != 0,
-                };
+                let e = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
                 if !f(&e) {
                     return;
                 }
             }
+        }
+    }
+
+    /// `stats reset`: zero the counters (not the items).
+    pub fn reset_counters(&self) {
+        let c = &self.counters;
+        for a in [
+            &c.total_items,
+            &c.evictions,
+            &c.reclaimed,
+            &c.expired_unfetched,
+            &c.evicted_unfetched,
+            &c.evicted_active,
+            &c.crawler_reclaimed,
+            &c.crawler_items_checked,
+            &c.slab_reassign_evictions,
+            &c.outofmemory,
+            &c.direct_reclaims,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        for id in 1..=self.slabs.class_count() {
+            self.slabs.counters(id).reset();
         }
     }
 

@@ -79,6 +79,26 @@ pub struct ClassCounters {
     pub requested: AtomicU64,
 }
 
+impl ClassCounters {
+    /// Zero the event counters (not `used`/`requested`, which describe current contents).
+    pub fn reset(&self) {
+        for a in [
+            &self.evicted,
+            &self.evicted_nonzero,
+            &self.evicted_time,
+            &self.evicted_unfetched,
+            &self.evicted_active,
+            &self.expired_unfetched,
+            &self.reclaimed,
+            &self.outofmemory,
+            &self.crawler_reclaimed,
+            &self.crawler_items_checked,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Mutable state of one class, behind its lock.
 #[derive(Debug, Default)]
 pub struct ClassState {
@@ -158,11 +178,7 @@ pub fn class_sizes(cfg: &SlabConfig, page_size: usize) -> Vec<usize> {
         while out.len() < MAX_CLASSES - 1 && size < stop {
             out.push(size);
             let next = align((size as f64 * cfg.factor) as usize);
-            size = if next > size {
-                next
-            } else {
-                size + CHUNK_ALIGN
-            };
+            size = if next > size { next } else { size + CHUNK_ALIGN };
         }
         out.push(cfg.chunk_max);
     }
@@ -184,15 +200,9 @@ impl Slabs {
     pub fn new(cfg: &SlabConfig) -> Slabs {
         let page_size = (1usize << 20).max(cfg.item_size_max);
         let sizes = class_sizes(cfg, page_size);
-        let mut classes = vec![ClassInfo {
-            size: 0,
-            per_page: 0,
-        }];
+        let mut classes = vec![ClassInfo { size: 0, per_page: 0 }];
         for s in &sizes {
-            classes.push(ClassInfo {
-                size: *s,
-                per_page: (page_size / s).max(1),
-            });
+            classes.push(ClassInfo { size: *s, per_page: (page_size / s).max(1) });
         }
         let max_per_page = classes[1..].iter().map(|c| c.per_page).max().unwrap_or(1);
         let slot_bits = usize::BITS - (max_per_page - 1).leading_zeros();
@@ -201,16 +211,10 @@ impl Slabs {
         Slabs {
             page_size,
             slot_bits,
-            state: (0..classes.len())
-                .map(|_| CachePadded::new(Mutex::new(ClassState::default())))
-                .collect(),
-            counters: (0..classes.len())
-                .map(|_| ClassCounters::default())
-                .collect(),
+            state: (0..classes.len()).map(|_| CachePadded::new(Mutex::new(ClassState::default()))).collect(),
+            counters: (0..classes.len()).map(|_| ClassCounters::default()).collect(),
             classes,
-            pages: (0..capacity)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
+            pages: (0..capacity).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
             page_class: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
             page_draining: (0..capacity).map(|_| AtomicBool::new(false)).collect(),
             pages_allocated: AtomicUsize::new(0),
@@ -242,10 +246,7 @@ impl Slabs {
     #[inline]
     pub fn class_for(&self, size: usize) -> Option<u8> {
         // Classes are few (<= 63) and the small ones are hot: a linear scan beats a search.
-        self.classes[1..]
-            .iter()
-            .position(|c| c.size >= size)
-            .map(|i| (i + 1) as u8)
+        self.classes[1..].iter().position(|c| c.size >= size).map(|i| (i + 1) as u8)
     }
 
     /// Largest item the classes can hold.
@@ -315,11 +316,7 @@ impl Slabs {
         let slot = (r & ((1 << self.slot_bits) - 1)) as usize;
         let base = self.pages[page].load(Ordering::Acquire);
         // SAFETY: live page of this class; slot < per_page.
-        unsafe {
-            ItemPtr::from_raw(NonNull::new_unchecked(
-                base.add(slot * self.classes[class as usize].size),
-            ))
-        }
+        unsafe { ItemPtr::from_raw(NonNull::new_unchecked(base.add(slot * self.classes[class as usize].size))) }
     }
 
     fn try_alloc_locked(&self, class: u8, st: &mut ClassState) -> Option<ChunkRef> {
@@ -351,11 +348,7 @@ impl Slabs {
             if n >= self.page_limit.load(Ordering::Relaxed) || n >= self.pages.len() {
                 return None;
             }
-            if self
-                .pages_allocated
-                .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.pages_allocated.compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 let layout = Layout::from_size_align(self.page_size, PAGE_ALIGN).ok()?;
                 // SAFETY: layout has non-zero size. Zeroed memory means every chunk starts FREE
                 // and untouched pages stay non-resident.
@@ -404,11 +397,7 @@ impl Slabs {
                 st.hand_page = 0;
                 st.hand_slot = 0;
             }
-            let limit = if st.hand_page == last {
-                st.carve_next.min(per_page)
-            } else {
-                per_page
-            };
+            let limit = if st.hand_page == last { st.carve_next.min(per_page) } else { per_page };
             if st.hand_slot < limit {
                 let r = self.make_ref(st.pages[st.hand_page], st.hand_slot);
                 st.hand_slot += 1;
@@ -442,11 +431,7 @@ impl Slabs {
         let per_page = self.classes[class as usize].per_page;
         let idx = st.hand_page.min(st.pages.len() - 1);
         let last = st.pages.len() - 1;
-        let carved = if idx == last {
-            st.carve_next.min(per_page)
-        } else {
-            per_page
-        };
+        let carved = if idx == last { st.carve_next.min(per_page) } else { per_page };
         let page = st.pages.remove(idx);
         if idx == last {
             // The carving page left: the new last page (if any) is fully carved.
@@ -497,11 +482,7 @@ impl Slabs {
                 (
                     st.pages.len(),
                     st.free.len(),
-                    if st.pages.is_empty() {
-                        0
-                    } else {
-                        per_page - st.carve_next.min(per_page)
-                    },
+                    if st.pages.is_empty() { 0 } else { per_page - st.carve_next.min(per_page) },
                 )
             };
             if pages == 0 {

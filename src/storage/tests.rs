@@ -3,11 +3,7 @@
 use super::*;
 
 fn store_with(limit_mb: usize, evictions: bool) -> Store {
-    let cfg = StoreConfig {
-        limit_bytes: limit_mb << 20,
-        evictions,
-        ..StoreConfig::default()
-    };
+    let cfg = StoreConfig { limit_bytes: limit_mb << 20, evictions, ..StoreConfig::default() };
     Store::new(&cfg, Arc::new(Clock::new()))
 }
 
@@ -24,23 +20,10 @@ fn set_get_replace_add() {
     let s = store_with(8, true);
     assert!(matches!(set(&s, b"a", b"1"), StoreOutcome::Stored { .. }));
     assert_eq!(get(&s, b"a").unwrap(), b"1");
-    assert_eq!(
-        s.store(&StoreReq::new(Mode::Add, b"a", b"2", 0, 0)),
-        StoreOutcome::NotStored
-    );
-    assert_eq!(
-        s.store(&StoreReq::new(Mode::Replace, b"b", b"2", 0, 0)),
-        StoreOutcome::NotStored
-    );
-    assert!(matches!(
-        s.store(&StoreReq::new(Mode::Replace, b"a", b"3", 7, 0)),
-        StoreOutcome::Stored { .. }
-    ));
-    assert_eq!(
-        s.get(b"a", GetOpts::GET, |e| (e.value().to_vec(), e.flags()))
-            .unwrap(),
-        (b"3".to_vec(), 7)
-    );
+    assert_eq!(s.store(&StoreReq::new(Mode::Add, b"a", b"2", 0, 0)), StoreOutcome::NotStored);
+    assert_eq!(s.store(&StoreReq::new(Mode::Replace, b"b", b"2", 0, 0)), StoreOutcome::NotStored);
+    assert!(matches!(s.store(&StoreReq::new(Mode::Replace, b"a", b"3", 7, 0)), StoreOutcome::Stored { .. }));
+    assert_eq!(s.get(b"a", GetOpts::GET, |e| (e.value().to_vec(), e.flags())).unwrap(), (b"3".to_vec(), 7));
     assert_eq!(s.snapshot().curr_items, 1);
     assert_eq!(s.delete(b"a", 0), DeleteOutcome::Deleted);
     assert_eq!(s.delete(b"a", 0), DeleteOutcome::NotFound);
@@ -51,17 +34,13 @@ fn set_get_replace_add() {
 #[test]
 fn cas_rules() {
     let s = store_with(8, true);
-    let StoreOutcome::Stored { cas } = set(&s, b"k", b"v") else {
-        panic!()
-    };
+    let StoreOutcome::Stored { cas } = set(&s, b"k", b"v") else { panic!() };
     assert!(cas > 0);
     let mut req = StoreReq::new(Mode::Cas, b"k", b"w", 0, 0);
     req.cas = cas + 100;
     assert_eq!(s.store(&req), StoreOutcome::Exists);
     req.cas = cas;
-    let StoreOutcome::Stored { cas: c2 } = s.store(&req) else {
-        panic!()
-    };
+    let StoreOutcome::Stored { cas: c2 } = s.store(&req) else { panic!() };
     assert!(c2 > cas);
     req.key = b"missing";
     assert_eq!(s.store(&req), StoreOutcome::NotFound);
@@ -73,56 +52,28 @@ fn cas_rules() {
 #[test]
 fn append_prepend() {
     let s = store_with(8, true);
-    assert_eq!(
-        s.store(&StoreReq::new(Mode::Append, b"k", b"x", 0, 0)),
-        StoreOutcome::NotStored
-    );
+    assert_eq!(s.store(&StoreReq::new(Mode::Append, b"k", b"x", 0, 0)), StoreOutcome::NotStored);
     set(&s, b"k", b"mid");
     s.store(&StoreReq::new(Mode::Append, b"k", b">>", 5, 0));
     s.store(&StoreReq::new(Mode::Prepend, b"k", b"<<", 5, 0));
-    assert_eq!(
-        s.get(b"k", GetOpts::GET, |e| (e.value().to_vec(), e.flags()))
-            .unwrap(),
-        (b"<<mid>>".to_vec(), 0)
-    );
+    assert_eq!(s.get(b"k", GetOpts::GET, |e| (e.value().to_vec(), e.flags())).unwrap(), (b"<<mid>>".to_vec(), 0));
 }
 
 #[test]
 fn incr_decr_in_place_and_growing() {
     let s = store_with(8, true);
-    assert_eq!(
-        s.delta(b"n", true, 1, 0, None, None),
-        DeltaOutcome::NotFound
-    );
+    assert_eq!(s.delta(b"n", true, 1, 0, None, None), DeltaOutcome::NotFound);
     set(&s, b"n", b"99");
-    assert!(matches!(
-        s.delta(b"n", true, 1, 0, None, None),
-        DeltaOutcome::Value { value: 100, .. }
-    ));
+    assert!(matches!(s.delta(b"n", true, 1, 0, None, None), DeltaOutcome::Value { value: 100, .. }));
     assert_eq!(get(&s, b"n").unwrap(), b"100");
-    assert!(matches!(
-        s.delta(b"n", false, 1, 0, None, None),
-        DeltaOutcome::Value { value: 99, .. }
-    ));
+    assert!(matches!(s.delta(b"n", false, 1, 0, None, None), DeltaOutcome::Value { value: 99, .. }));
     assert_eq!(get(&s, b"n").unwrap(), b"99 ");
-    assert!(matches!(
-        s.delta(b"n", false, 1000, 0, None, None),
-        DeltaOutcome::Value { value: 0, .. }
-    ));
+    assert!(matches!(s.delta(b"n", false, 1000, 0, None, None), DeltaOutcome::Value { value: 0, .. }));
     set(&s, b"n", b"18446744073709551615");
-    assert!(matches!(
-        s.delta(b"n", true, 2, 0, None, None),
-        DeltaOutcome::Value { value: 1, .. }
-    ));
+    assert!(matches!(s.delta(b"n", true, 2, 0, None, None), DeltaOutcome::Value { value: 1, .. }));
     set(&s, b"x", b"abc");
-    assert_eq!(
-        s.delta(b"x", true, 1, 0, None, None),
-        DeltaOutcome::NonNumeric
-    );
-    assert!(matches!(
-        s.delta(b"new", true, 5, 0, Some((10, 0)), None),
-        DeltaOutcome::Value { value: 10, .. }
-    ));
+    assert_eq!(s.delta(b"x", true, 1, 0, None, None), DeltaOutcome::NonNumeric);
+    assert!(matches!(s.delta(b"new", true, 5, 0, Some((10, 0)), None), DeltaOutcome::Value { value: 10, .. }));
 }
 
 #[test]
@@ -152,13 +103,7 @@ fn expiry_with_moved_clock() {
 fn crawler_reclaims_expired_items() {
     let s = store_with(8, true);
     for i in 0..100 {
-        s.store(&StoreReq::new(
-            Mode::Set,
-            format!("k{i}").as_bytes(),
-            b"v",
-            0,
-            5,
-        ));
+        s.store(&StoreReq::new(Mode::Set, format!("k{i}").as_bytes(), b"v", 0, 5));
     }
     set(&s, b"forever", b"v");
     s.clock().advance(6);
@@ -175,19 +120,13 @@ fn flush_all_now_and_delayed() {
     s.flush_all(0);
     assert_eq!(s.get(b"a", GetOpts::GET, |_| ()), Err(Miss::Flushed));
     set(&s, b"b", b"1");
-    assert!(
-        get(&s, b"b").is_some(),
-        "items stored after an immediate flush survive"
-    );
+    assert!(get(&s, b"b").is_some(), "items stored after an immediate flush survive");
     s.flush_all(10);
     set(&s, b"c", b"1");
     assert!(get(&s, b"c").is_some());
     s.clock().advance(11);
     assert!(get(&s, b"b").is_none());
-    assert!(
-        get(&s, b"c").is_none(),
-        "items set before the deadline vanish at the deadline"
-    );
+    assert!(get(&s, b"c").is_none(), "items set before the deadline vanish at the deadline");
 }
 
 #[test]
@@ -207,10 +146,7 @@ fn eviction_keeps_memory_bounded_and_prefers_unused_items() {
     let v = vec![b'v'; 1000];
     set(&s, b"keep", &v);
     for i in 0..5000 {
-        assert!(matches!(
-            set(&s, format!("key{i}").as_bytes(), &v),
-            StoreOutcome::Stored { .. }
-        ));
+        assert!(matches!(set(&s, format!("key{i}").as_bytes(), &v), StoreOutcome::Stored { .. }));
         // keep touching one key: the second chance must save it
         assert!(get(&s, b"keep").is_some(), "hot key evicted at {i}");
     }
@@ -251,13 +187,7 @@ fn pages_move_to_a_starved_class() {
     assert!(s.snapshot().evictions > 0, "memory is full of small items");
     let big = vec![b'b'; 50_000];
     for i in 0..20 {
-        assert!(
-            matches!(
-                set(&s, format!("big{i}").as_bytes(), &big),
-                StoreOutcome::Stored { .. }
-            ),
-            "big {i}"
-        );
+        assert!(matches!(set(&s, format!("big{i}").as_bytes(), &big), StoreOutcome::Stored { .. }), "big {i}");
     }
     for i in 10..20 {
         assert_eq!(get(&s, format!("big{i}").as_bytes()).unwrap().len(), 50_000);
@@ -278,11 +208,8 @@ fn concurrent_incr_and_cas_are_atomic() {
                     s.delta(b"ctr", true, 1, 0, None, None);
                     // CAS loop increment
                     loop {
-                        let (v, cas) = s
-                            .get(b"cas", GetOpts::GET, |e| {
-                                (parse_counter(e.value()).unwrap(), e.cas())
-                            })
-                            .unwrap();
+                        let (v, cas) =
+                            s.get(b"cas", GetOpts::GET, |e| (parse_counter(e.value()).unwrap(), e.cas())).unwrap();
                         let nv = (v + 1).to_string();
                         let mut req = StoreReq::new(Mode::Cas, b"cas", nv.as_bytes(), 0, 0);
                         req.cas = cas;
@@ -305,4 +232,18 @@ fn concurrent_incr_and_cas_are_atomic() {
     }
     assert_eq!(parse_counter(&get(&s, b"ctr").unwrap()), Some(8000));
     assert_eq!(parse_counter(&get(&s, b"cas").unwrap()), Some(8000));
+}
+
+#[test]
+fn items_carry_their_class_and_freed_chunks_return_to_it() {
+    let s = store_with(8, true);
+    set(&s, b"a", b"x");
+    let class = s.get(b"a", GetOpts::GET, |e| e.class()).unwrap();
+    assert_eq!(class as usize, s.slabs().class_for(item::item_size(1, 1)).unwrap() as usize);
+    let used = |s: &Store| s.snapshot().classes.iter().map(|c| c.used).sum::<u64>();
+    assert_eq!(used(&s), 1);
+    s.delete(b"a", 0);
+    assert_eq!(used(&s), 0);
+    set(&s, b"b", b"y");
+    assert_eq!(s.snapshot().classes.iter().find(|c| c.id == class as usize).unwrap().used, 1);
 }

@@ -14,9 +14,7 @@ pub fn rustcached_bin() -> &'static str {
 
 /// Debian's memcached, if installed.
 pub fn memcached_bin() -> Option<&'static str> {
-    ["/usr/bin/memcached", "/usr/local/bin/memcached"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
+    ["/usr/bin/memcached", "/usr/local/bin/memcached"].into_iter().find(|p| std::path::Path::new(p).exists())
 }
 
 pub fn is_root() -> bool {
@@ -26,11 +24,7 @@ pub fn is_root() -> bool {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running server process, killed on drop.
@@ -50,21 +44,20 @@ impl Server {
         for _ in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(bin);
-            cmd.args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1"])
-                .args(args);
+            cmd.args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1"]).args(args);
             if is_root() && !args.contains(&"-u") {
                 cmd.args(["-u", "root"]);
             }
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
             let mut child = cmd.spawn().expect("spawn server");
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: port taken? try another
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Probe by binding, not connecting: a probe connection would show up in the
+                // server's connection counters.
+                if TcpListener::bind(("127.0.0.1", port)).is_err() {
                     return Server { child, port };
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -95,10 +88,7 @@ impl Server {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st;
             }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -157,11 +147,7 @@ pub fn read_until_end(s: &mut TcpStream) -> String {
 
 /// `stats [sub]` as a map.
 pub fn stats(s: &mut TcpStream, sub: &str) -> std::collections::BTreeMap<String, String> {
-    let cmd = if sub.is_empty() {
-        "stats\r\n".to_string()
-    } else {
-        format!("stats {sub}\r\n")
-    };
+    let cmd = if sub.is_empty() { "stats\r\n".to_string() } else { format!("stats {sub}\r\n") };
     s.write_all(cmd.as_bytes()).unwrap();
     read_until_end(s)
         .lines()
