@@ -148,6 +148,18 @@ pub enum Outcome {
     Close,
 }
 
+/// Result of one request handled by a protocol module (`binary::step`, `meta::step`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// One request handled; this many input bytes consumed (the module may also have set
+    /// `Conn::swallow` to discard more, or `Conn::need` while waiting for a data block).
+    Done(usize),
+    /// Not enough input yet (set `Conn::need` to the bytes required to avoid re-parsing).
+    Incomplete,
+    /// Close the connection after writing pending output; this many bytes consumed.
+    Close(usize),
+}
+
 /// What the dispatcher asks of the connection after one command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -235,17 +247,28 @@ impl Conn {
                 };
             }
             match self.proto {
-                Proto::Binary => {
-                    // The binary protocol is not served yet: answer like an unknown command
-                    // and close, so binary clients fail fast instead of hanging.
-                    return (input.len(), Outcome::Close);
-                }
+                Proto::Binary => match super::binary::step(self, rest, out, ctx) {
+                    Step::Done(n) => {
+                        budget -= 1;
+                        pos += n;
+                    }
+                    Step::Incomplete => return (pos, Outcome::Continue),
+                    Step::Close(n) => return (pos + n, Outcome::Close),
+                },
                 _ => match ptext::frame(rest) {
                     Frame::Incomplete => return (pos, Outcome::Continue),
                     Frame::TooLong => return (pos, Outcome::Close),
                     Frame::Line { len, consumed } => {
                         budget -= 1;
                         let cmd = ptext::parse(&rest[..len]);
+                        if let Command::Meta { .. } = cmd {
+                            match super::meta::step(self, rest, len, consumed, out, ctx) {
+                                Step::Done(n) => pos += n,
+                                Step::Incomplete => return (pos, Outcome::Continue),
+                                Step::Close(n) => return (pos + n, Outcome::Close),
+                            }
+                            continue;
+                        }
                         if let Command::Store(sc) = cmd {
                             if text::refuse_store(ctx, &sc, out) {
                                 pos += consumed;

@@ -10,9 +10,11 @@
 //! every listener and serving the connections it accepted until they close. Workers share only
 //! `Shared`: the store (lock-striped), the counters (per-worker, single writer) and flags.
 
+pub mod binary;
 pub mod conn;
 pub mod detail;
 pub mod listener;
+pub mod meta;
 pub mod report;
 pub mod text;
 pub mod worker;

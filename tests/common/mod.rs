@@ -2,6 +2,8 @@
 //! port, talk to it over TCP, and stop it when done.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
