@@ -1,0 +1,86 @@
+//! A deterministic fuzz pass over the text parser, run by `cargo test` (the coverage-guided
+//! targets in fuzz/ run the same invariants under cargo-fuzz).
+
+use rustcached::protocol::text::{frame, keys, parse, Command, Frame};
+use rustcached::protocol::KEY_MAX;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const SEEDS: &[&[u8]] = &[
+    b"set k 0 0 1\r\nx\r\n",
+    b"get a b c\r\n",
+    b"gets a\r\n",
+    b"gat 10 a b\r\n",
+    b"cas k 1 2 3 4 noreply\r\n",
+    b"incr k 18446744073709551615\r\n",
+    b"delete k 0 noreply\r\n",
+    b"touch k -1\r\n",
+    b"flush_all 10 noreply\r\n",
+    b"verbosity 1\r\n",
+    b"stats detail dump\r\n",
+    b"mg key v t c\r\n",
+    b"lru_crawler sleep 100\r\n",
+    b"cache_memlimit 100\r\n",
+];
+
+const TOKENS: &[&[u8]] =
+    &[b" ", b"\r", b"\n", b"\0", b"noreply", b"-1", b"4294967296", b"99999999999999999999", b"HTTP/1.1", b"\xff"];
+
+#[test]
+fn text_parser_invariants_hold_on_mutated_commands() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let long_key = vec![b'k'; KEY_MAX + 1];
+    for _ in 0..50_000 {
+        let mut input = SEEDS[rng.below(SEEDS.len())].to_vec();
+        for _ in 0..rng.below(6) {
+            let pos = rng.below(input.len() + 1);
+            match rng.below(5) {
+                0 => input.insert(pos, rng.next() as u8),
+                1 if !input.is_empty() => {
+                    input.remove(pos.min(input.len() - 1));
+                }
+                2 => {
+                    let t = TOKENS[rng.below(TOKENS.len())];
+                    input.splice(pos..pos, t.iter().copied());
+                }
+                3 => input.splice(pos..pos, long_key.iter().copied()).for_each(drop),
+                _ => input.truncate(pos),
+            }
+        }
+        check(&input);
+    }
+}
+
+fn check(data: &[u8]) {
+    match frame(data) {
+        Frame::Line { len, consumed } => {
+            assert!(len < consumed && consumed <= data.len());
+            match parse(&data[..len]) {
+                Command::Store(sc) => assert!(!sc.key.is_empty() && sc.key.len() <= KEY_MAX),
+                Command::Get { keys: k, .. } => {
+                    for key in keys(k) {
+                        assert!(!key.is_empty() && !key.contains(&b' '));
+                    }
+                }
+                Command::Delete { key, .. } | Command::Touch { key, .. } | Command::Arith { key, .. } => {
+                    assert!(key.len() <= KEY_MAX)
+                }
+                Command::Error { reply, .. } => assert!(reply.ends_with(b"\r\n")),
+                _ => {}
+            }
+        }
+        Frame::Incomplete | Frame::TooLong => assert!(!data.contains(&b'\n')),
+    }
+}
