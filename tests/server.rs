@@ -177,13 +177,13 @@ fn connection_limit_rejects_with_memcached_message() {
 }
 
 #[test]
-fn thousands_of_idle_connections() {
-    let srv = Server::start(&["-c", "4096"]);
-    let conns: Vec<TcpStream> = (0..2000).map(|_| srv.connect()).collect();
+fn ten_thousand_idle_connections() {
+    let srv = Server::start(&["-c", "10100"]);
+    let conns: Vec<TcpStream> = (0..10_000).map(|_| srv.connect()).collect();
     let mut s = srv.connect();
     expect(&mut s, b"set idle 0 0 2\r\nok\r\nget idle\r\n", b"STORED\r\nVALUE idle 0 2\r\nok\r\nEND\r\n");
     let st = stats(&mut s, "");
-    assert!(st["curr_connections"].parse::<u64>().unwrap() >= 2000);
+    assert!(st["curr_connections"].parse::<u64>().unwrap() >= 10_000);
     drop(conns);
 }
 
