@@ -20,7 +20,9 @@ pub const EX_USAGE: i32 = 64;
     name = "rustcached",
     version = VERSION,
     about = "A memcached-compatible, multithreaded cache daemon",
-    disable_version_flag = true
+    disable_version_flag = true,
+    // getopt semantics: a repeated flag takes the last value (conf file, then command line)
+    args_override_self = true
 )]
 pub struct Args {
     /// TCP port to listen on (0 = off)
@@ -131,6 +133,9 @@ pub struct Args {
     /// Extended options, comma separated (key or key=value)
     #[arg(short = 'o', long = "extended", action = ArgAction::Append, value_delimiter = ',')]
     pub extended: Vec<String>,
+    /// Read flags from a memcached.conf-style file (one flag per line, `#` comments)
+    #[arg(long = "conf-file")]
+    pub conf_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -222,6 +227,12 @@ pub struct Config {
     pub hash_algorithm: String,
     /// Our addition: allow the `debugtime` command to move the clock (tests only).
     pub debug_time: bool,
+    /// Our addition: serve Prometheus metrics on this port (0 = off).
+    pub metrics_port: u16,
+    /// Address for the metrics endpoint (default loopback).
+    pub metrics_addr: IpAddr,
+    /// Log to this file instead of stderr (`logfile` in a conf file).
+    pub logfile: Option<PathBuf>,
 }
 
 /// A configuration error: the message memcached would print, and the exit code.
@@ -400,6 +411,9 @@ impl Config {
             tail_repair_time: 0,
             hash_algorithm: "murmur3".into(),
             debug_time: false,
+            metrics_port: 0,
+            metrics_addr: IpAddr::from([127, 0, 0, 1]),
+            logfile: None,
         };
         for opt in &a.extended {
             c.apply_extended(opt)?;
@@ -507,10 +521,70 @@ impl Config {
             | "no_lru_segmented"
             | "large_memory_pages" => {}
             "debug_time" => self.debug_time = true,
+            "metrics_port" => self.metrics_port = val.and_then(|v| v.parse().ok()).ok_or_else(bad)?,
+            "metrics_addr" => self.metrics_addr = val.and_then(|v| v.parse().ok()).ok_or_else(bad)?,
             _ => return Err(bad()),
         }
         Ok(())
     }
+}
+
+/// Flags read from a memcached.conf-style file (Debian's `/etc/memcached.conf`): one flag and
+/// its value per line, `#` comments and blank lines skipped. Like Debian's systemd wrapper, `-d`
+/// is dropped under systemd, and `logfile PATH` sends the log to PATH unless under systemd
+/// (where the journal takes stderr). Each line is checked on its own so that a bad line is
+/// reported with its file and line number.
+pub fn read_conf_file(
+    path: &std::path::Path,
+    under_systemd: bool,
+) -> Result<(Vec<String>, Option<PathBuf>), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let mut args = Vec::new();
+    let mut logfile = None;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = |msg: String| usage(format!("{}:{}: {msg}", path.display(), n + 1));
+        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        if words[0] == "logfile" {
+            if words.len() != 2 {
+                return Err(at("logfile takes one path".into()));
+            }
+            if !under_systemd {
+                logfile = Some(PathBuf::from(&words[1]));
+            }
+            continue;
+        }
+        if !words[0].starts_with('-') {
+            return Err(at(format!("not a flag: {line}")));
+        }
+        if under_systemd && (words[0] == "-d" || words[0] == "--daemon") {
+            continue;
+        }
+        if words[0] == "-h" || words[0] == "--help" || words[0] == "--conf-file" {
+            return Err(at(format!("{} is not allowed in a configuration file", words[0])));
+        }
+        let mut one = vec!["rustcached".to_string()];
+        one.extend(words.iter().cloned());
+        match Args::try_parse_from(&one) {
+            Ok(a) => {
+                // value checks that clap cannot do (sizes, -o keys, protocol names)
+                if let Err(e) = Config::from_args(&Args { memory_limit: "1024".into(), ..a }) {
+                    if !e.message.contains("item size limit") {
+                        return Err(at(e.message));
+                    }
+                }
+            }
+            Err(e) => {
+                let first = e.to_string().lines().next().unwrap_or("invalid flag").to_string();
+                return Err(at(first));
+            }
+        }
+        args.extend(words);
+    }
+    Ok((args, logfile))
 }
 
 #[cfg(test)]
@@ -563,6 +637,44 @@ mod tests {
         assert_eq!(c.hashpower_init, 20);
         assert!(!c.lru_crawler && !c.use_cas && !c.evictions);
         assert_eq!(c.listen, vec!["127.0.0.1:1234".parse().unwrap(), "[::1]:99".parse().unwrap()]);
+    }
+
+    #[test]
+    fn debian_conf_file_is_read() {
+        let dir = std::env::temp_dir().join(format!("rc-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("memcached.conf");
+        std::fs::write(&p, "# comment\n-d\nlogfile /var/log/memcached.log\n-m 64\n-p 11211\n-u memcache\n-l 127.0.0.1\n-P /var/run/memcached/memcached.pid\n# -v\n-c 1024 # trailing\n").unwrap();
+        let (args, log) = read_conf_file(&p, true).unwrap();
+        assert_eq!(
+            args,
+            [
+                "-m",
+                "64",
+                "-p",
+                "11211",
+                "-u",
+                "memcache",
+                "-l",
+                "127.0.0.1",
+                "-P",
+                "/var/run/memcached/memcached.pid",
+                "-c",
+                "1024"
+            ]
+        );
+        assert_eq!(log, None);
+        let (args, log) = read_conf_file(&p, false).unwrap();
+        assert_eq!(args[0], "-d");
+        assert_eq!(log.unwrap().to_str(), Some("/var/log/memcached.log"));
+        std::fs::write(&p, "-m 64\n-q\n").unwrap();
+        let e = read_conf_file(&p, true).unwrap_err();
+        assert!(e.message.contains("memcached.conf:2:"), "{}", e.message);
+        std::fs::write(&p, "-o bogus\n").unwrap();
+        assert!(read_conf_file(&p, true).unwrap_err().message.contains(":1: Illegal suboption"));
+        std::fs::write(&p, "m 64\n").unwrap();
+        assert!(read_conf_file(&p, true).unwrap_err().message.contains(":1: not a flag"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - `server`: listeners, worker event loops, connections, and the dispatch glue that is the
 //!   only code seeing both protocols and storage.
 //! - `stats`: per-worker counters, read by `stats` without stopping anyone.
+//! - `metrics`: the optional Prometheus endpoint (`-o metrics_port=N`).
 //!
 //! Thread model:
 //! ```text
@@ -21,6 +22,7 @@
 //! know nothing of each other or of sockets.
 
 pub mod config;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod stats;

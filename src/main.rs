@@ -9,15 +9,41 @@ use rustcached::server::Server;
 
 mod process;
 
+fn parse_args(argv: &[String]) -> Result<Args, ExitCode> {
+    Args::try_parse_from(argv).map_err(|e| {
+        let code = if e.use_stderr() { EX_USAGE } else { 0 };
+        let _ = e.print();
+        ExitCode::from(code as u8)
+    })
+}
+
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let argv: Vec<String> = std::env::args().collect();
+    let mut args = match parse_args(&argv) {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { EX_USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code as u8);
-        }
+        Err(code) => return code,
     };
+    // --conf-file: the file's flags come first, so the command line overrides them.
+    let mut logfile = None;
+    if let Some(path) = args.conf_file.clone() {
+        let under_systemd = std::env::var_os("INVOCATION_ID").is_some() || std::env::var_os("NOTIFY_SOCKET").is_some();
+        match rustcached::config::read_conf_file(&path, under_systemd) {
+            Ok((file_args, log)) => {
+                let mut all = vec![argv[0].clone()];
+                all.extend(file_args);
+                all.extend(argv[1..].iter().cloned());
+                args = match parse_args(&all) {
+                    Ok(a) => a,
+                    Err(code) => return code,
+                };
+                logfile = log;
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(e.code as u8);
+            }
+        }
+    }
     if args.version {
         println!("rustcached {VERSION}");
         return ExitCode::SUCCESS;
@@ -26,14 +52,18 @@ fn main() -> ExitCode {
         println!("rustcached is distributed under the BSD 3-Clause license, like memcached.");
         return ExitCode::SUCCESS;
     }
-    let config = match Config::from_args(&args) {
+    let mut config = match Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(e.code as u8);
         }
     };
-    init_logging(config.verbose);
+    config.logfile = logfile;
+    if let Err(e) = init_logging(config.verbose, config.logfile.as_deref()) {
+        eprintln!("{e}");
+        return ExitCode::from(71);
+    }
     // A panic anywhere takes the whole process down with a clear message: a half-alive server
     // is worse than a restart.
     std::panic::set_hook(Box::new(|info| {
@@ -49,15 +79,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<(), String> {
     let mut b = env_logger::Builder::new();
     b.filter_level(log::LevelFilter::Trace);
     if let Ok(spec) = std::env::var("RUST_LOG") {
         b.parse_filters(&spec);
     }
-    b.format_timestamp(None).format_target(false);
+    if let Some(path) = logfile {
+        // A file gets timestamps; stderr under systemd does not need them (journald adds its own).
+        let f = process::LogFile::open(path).map_err(|e| format!("cannot open logfile {}: {e}", path.display()))?;
+        b.target(env_logger::Target::Pipe(Box::new(f)));
+        b.format_timestamp_secs();
+    } else {
+        b.format_timestamp(None);
+    }
+    b.format_target(false);
     b.init();
     rustcached::set_log_level(verbose);
+    Ok(())
 }
 
 fn run(config: Config) -> Result<(), (String, u8)> {
@@ -74,6 +113,12 @@ fn run(config: Config) -> Result<(), (String, u8)> {
     let pidfile = process::PidFile::create(config.pidfile.as_deref());
     let handle = server.handle();
     process::spawn_signal_thread(handle).map_err(|e| (format!("signals: {e}"), 71))?;
+    if config.metrics_port != 0 {
+        let addr = std::net::SocketAddr::new(config.metrics_addr, config.metrics_port);
+        let bound = rustcached::metrics::spawn(server.shared().clone(), addr)
+            .map_err(|e| (format!("failed to listen for metrics on {addr}: {e}"), 71))?;
+        log::info!("metrics on http://{bound}/metrics");
+    }
     let addrs = server.local_addrs();
     let status = format!(
         "serving {} MB on {} with {} threads",

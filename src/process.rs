@@ -111,13 +111,59 @@ impl Drop for PidFile {
     }
 }
 
-/// SIGTERM/SIGINT/SIGUSR1 stop the server; SIGHUP is logged (nothing to reload yet).
+/// The log file (`logfile` in a conf file), reopened on SIGHUP so logrotate can move it.
+pub struct LogFile;
+
+static LOG_PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+static LOG_FILE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl LogFile {
+    pub fn open(path: &Path) -> std::io::Result<LogFile> {
+        let f = open_append(path)?;
+        let _ = LOG_PATH.set(path.to_path_buf());
+        *LOG_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+        Ok(LogFile)
+    }
+
+    /// Reopen the file at the same path (after rotation). No-op without a log file.
+    pub fn reopen() {
+        if let Some(path) = LOG_PATH.get() {
+            if let Ok(f) = open_append(path) {
+                *LOG_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+            }
+        }
+    }
+}
+
+impl std::io::Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match LOG_FILE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(f) => f.write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match LOG_FILE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// SIGTERM/SIGINT/SIGUSR1 stop the server; SIGHUP reopens the log file.
 pub fn spawn_signal_thread(handle: ServerHandle) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for sig in signals.forever() {
             match sig {
-                SIGHUP => log::info!("SIGHUP received: nothing to reload"),
+                SIGHUP => {
+                    LogFile::reopen();
+                    log::info!("SIGHUP received: log file reopened");
+                }
                 s => {
                     log::info!("signal {s} received, shutting down");
                     handle.shutdown();

@@ -1,0 +1,220 @@
+//! Operations: memcached.conf files, systemd socket activation, the metrics endpoint, log files
+//! and privilege dropping.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{expect, free_port, is_root, rustcached_bin, stats};
+
+fn tmpdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("rustcached-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn wait_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "server exited early");
+        assert!(Instant::now() < deadline, "server did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Debian's stock /etc/memcached.conf, with the port and user adjusted for the test.
+fn debian_conf(port: u16, extra: &str) -> String {
+    format!(
+        "# memcached default config file\n# 2003 - Jay Bonci <jaybonci@debian.org>\n\
+         # Run memcached as a daemon. This command is implied, and is not needed for the\n\
+         # daemon to run. See the README.Debian that comes with this package for more\n\
+         # information.\n-d\n\n# Log memcached's output to /var/log/memcached\nlogfile /tmp/rustcached-test-unused.log\n\n\
+         # Be verbose\n# -v\n\n# Start with a cap of 64 megs of memory.\n-m 64\n\n\
+         # Default connection port is 11211\n-p {port}\n\n# Run the daemon as root.\n-u {user}\n\n\
+         # Specify which IP address to listen on.\n-l 127.0.0.1\n\n# Limit the number of simultaneous incoming connections.\n# -c 1024\n\
+         {extra}",
+        user = if is_root() { "root" } else { "nobody" }
+    )
+}
+
+#[test]
+fn debian_memcached_conf_runs_under_systemd_rules() {
+    let dir = tmpdir("conf");
+    let port = free_port();
+    let conf = dir.join("memcached.conf");
+    std::fs::write(&conf, debian_conf(port, "-c 512\n")).unwrap();
+    // INVOCATION_ID makes us follow Debian's systemd wrapper: -d and logfile are dropped.
+    let child = Command::new(rustcached_bin())
+        .args(["--conf-file", conf.to_str().unwrap()])
+        .env("INVOCATION_ID", "test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut k = Kill(child);
+    wait_port(port, &mut k.0);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let st = stats(&mut s, "settings");
+    assert_eq!(st["maxconns"], "512");
+    assert_eq!(st["maxbytes"], (64 << 20).to_string());
+    assert_eq!(st["inter"], "127.0.0.1");
+    assert!(k.0.try_wait().unwrap().is_none(), "must stay in the foreground under systemd");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn command_line_overrides_the_conf_file() {
+    let dir = tmpdir("conf2");
+    let port = free_port();
+    let conf = dir.join("memcached.conf");
+    std::fs::write(&conf, debian_conf(1, "")).unwrap();
+    let child = Command::new(rustcached_bin())
+        .args(["--conf-file", conf.to_str().unwrap(), "-p", &port.to_string(), "-m", "32"])
+        .env("INVOCATION_ID", "test")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut k = Kill(child);
+    wait_port(port, &mut k.0);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(stats(&mut s, "settings")["maxbytes"], (32 << 20).to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn broken_conf_files_are_refused_with_file_and_line() {
+    let dir = tmpdir("badconf");
+    for (content, want) in [
+        ("-m 64\n-p 11211\n-Q\n", ":3:"),
+        ("-m 64\nport 11211\n", ":2: not a flag"),
+        ("-o nonsense_option\n", ":1: Illegal suboption"),
+        ("-B sometimes\n", ":1: Invalid value for binding protocol"),
+    ] {
+        let conf = dir.join("bad.conf");
+        std::fs::write(&conf, content).unwrap();
+        let out = Command::new(rustcached_bin()).args(["--conf-file", conf.to_str().unwrap()]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{content:?}: {err}");
+        assert!(err.contains(&format!("bad.conf{want}")), "{content:?}: {err}");
+    }
+    let out = Command::new(rustcached_bin()).args(["--conf-file", "/nonexistent/memcached.conf"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn metrics_endpoint_serves_exporter_names() {
+    let mport = free_port();
+    let srv = common::Server::start(&["-o", &format!("metrics_port={mport}")]);
+    let mut s = srv.connect();
+    expect(&mut s, b"set a 0 0 1\r\n1\r\nget a b\r\n", b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut http = loop {
+        match TcpStream::connect(("127.0.0.1", mport)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("metrics port: {e}"),
+        }
+    };
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    http.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.0 200 OK\r\n"));
+    for line in [
+        "memcached_up 1",
+        "memcached_current_items 1",
+        "memcached_commands_total{command=\"get\",status=\"hit\"} 1",
+        "memcached_commands_total{command=\"get\",status=\"miss\"} 1",
+        "memcached_limit_bytes 67108864",
+    ] {
+        assert!(body.lines().any(|l| l == line), "missing {line:?} in:\n{body}");
+    }
+    assert!(body.contains("# TYPE memcached_current_connections gauge"));
+    assert!(body.contains("memcached_slab_chunks_used{slab=\""));
+}
+
+#[test]
+fn systemd_socket_activation_is_adopted() {
+    if Command::new("systemd-socket-activate").arg("--help").output().is_err() {
+        eprintln!("systemd-socket-activate missing: skipped");
+        return;
+    }
+    let port = free_port();
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.args(["-l", &format!("127.0.0.1:{port}"), "--", rustcached_bin(), "-p", "1"]);
+    if is_root() {
+        cmd.args(["-u", "root"]);
+    }
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let _k = Kill(child);
+    // The socket exists before the daemon starts; the first connection starts it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    expect(&mut s, b"set sa 0 0 2\r\nok\r\nget sa\r\n", b"STORED\r\nVALUE sa 0 2\r\nok\r\nEND\r\n");
+}
+
+#[test]
+fn logfile_is_written_and_reopened_on_sighup() {
+    let dir = tmpdir("log");
+    let port = free_port();
+    let log = dir.join("rustcached.log");
+    let conf = dir.join("memcached.conf");
+    let user = if is_root() { "-u root\n" } else { "" };
+    std::fs::write(&conf, format!("logfile {}\n-p {port}\n-l 127.0.0.1\n-v\n{user}", log.display())).unwrap();
+    let child = Command::new(rustcached_bin())
+        .args(["--conf-file", conf.to_str().unwrap()])
+        .env_remove("INVOCATION_ID")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut k = Kill(child);
+    wait_port(port, &mut k.0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("listening on tcp:127.0.0.1"), "{text}");
+    std::fs::rename(&log, dir.join("rustcached.log.1")).unwrap();
+    // SAFETY: signalling our child.
+    unsafe { libc::kill(k.0.id() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !log.exists() {
+        assert!(Instant::now() < deadline, "log not reopened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dash_u_drops_root_privileges() {
+    if !is_root() {
+        eprintln!("not root: skipped");
+        return;
+    }
+    let srv = common::Server::start(&["-u", "nobody"]);
+    let mut s = srv.connect();
+    expect(&mut s, b"version\r\n", format!("VERSION {}\r\n", rustcached::config::VERSION).as_bytes());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.child.id())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(!uid_line.split_whitespace().skip(1).any(|u| u == "0"), "{uid_line}");
+}
