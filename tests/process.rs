@@ -136,3 +136,37 @@ fn memcstat_reads_our_stats() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("curr_items: 0") && text.contains("version: 1.6.18-rustcached"), "{text}");
 }
+
+#[test]
+fn sigterm_under_load_loses_no_acknowledged_reply() {
+    use std::io::{Read, Write};
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    let mut reader = s.try_clone().unwrap();
+    let done = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    // keep the server busy with pipelined sets, then stop it mid-stream
+    let batch: Vec<u8> = (0..2000).flat_map(|i| format!("set load{i} 0 0 5\r\nvalue\r\n").into_bytes()).collect();
+    for _ in 0..5 {
+        s.write_all(&batch).unwrap();
+    }
+    let pid = srv.child.id() as i32;
+    // SAFETY: signalling our child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = s.write_all(&batch); // may fail once the server is gone
+    let got = done.join().unwrap();
+    assert!(!got.is_empty());
+    // every reply that reached us is whole: no reply was cut in the middle
+    assert!(got.len() % b"STORED\r\n".len() == 0, "{} bytes", got.len());
+    assert!(got.chunks(8).all(|c| c == b"STORED\r\n"));
+    let status = srv.terminate();
+    assert!(status.success(), "{status:?}");
+}
