@@ -24,6 +24,7 @@
 pub mod config;
 pub mod metrics;
 pub mod protocol;
+pub mod ring;
 pub mod server;
 pub mod stats;
 pub mod storage;
