@@ -2,7 +2,7 @@
 //!
 //! Module map:
 //! - `config`: memcached's command line (clap) and validated settings.
-//! - `protocol`: pure parsers and encoders over byte buffers (`text`, number rules in `num`).
+//! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, number rules in `num`).
 //! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry. No protocol.
 //! - `server`: listeners, worker event loops, connections, and the dispatch glue that is the
 //!   only code seeing both protocols and storage.

@@ -194,6 +194,8 @@ pub struct Conn {
     /// The socket failed: drop pending output and close.
     pub broken: bool,
     pub info: Arc<ConnInfo>,
+    /// Binary-protocol state: SASL authentication, a refused body being discarded.
+    pub binary: super::binary::State,
 }
 
 impl Conn {
@@ -210,6 +212,7 @@ impl Conn {
             queued: false,
             broken: false,
             info,
+            binary: super::binary::State::default(),
         }
     }
 

@@ -1,10 +1,10 @@
 //! The server: listeners, worker threads and the glue between protocols and storage.
 //!
 //! Owns: binding (`listener`), the worker event loops (`worker`), per-connection buffers and
-//! framing (`conn`), protocol dispatch (`text`), `stats` output (`report`), and the background
-//! maintenance thread (clock ticks, expiry crawling). `Server::bind` binds everything and
-//! returns; `Server::run` serves until `ServerHandle::shutdown` (or the `shutdown` command),
-//! then drains and joins every thread.
+//! framing (`conn`), protocol dispatch (`text`, `binary`), SASL users (`sasl`), `stats` output
+//! (`report`), and the background maintenance thread (clock ticks, expiry crawling).
+//! `Server::bind` binds everything and returns; `Server::run` serves until
+//! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
 //!
 //! Thread model: `-t` workers, each with its own `mio::Poll`, each accepting on (a clone of)
 //! every listener and serving the connections it accepted until they close. Workers share only
@@ -16,6 +16,7 @@ pub mod detail;
 pub mod listener;
 pub mod meta;
 pub mod report;
+pub mod sasl;
 pub mod text;
 pub mod worker;
 
@@ -57,6 +58,8 @@ pub struct Shared {
     pub detail: detail::Detail,
     /// Open connections and listeners by fd, for `stats conns`.
     pub conns: Mutex<BTreeMap<i32, Arc<ConnInfo>>>,
+    /// SASL users (`-S`), loaded once at startup from `MEMCACHED_SASL_PWDB`.
+    pub sasl: sasl::Passwords,
     stop_lock: StdMutex<bool>,
     stop_cv: Condvar,
 }
@@ -116,6 +119,7 @@ impl Server {
         };
         let store = Store::new(&store_cfg, clock);
         let listeners = listener::bind_all(&config)?;
+        let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
         let shared = Arc::new(Shared {
             verbosity: AtomicU32::new(config.verbose as u32),
             stats: Stats::new(config.threads),
@@ -125,6 +129,7 @@ impl Server {
             started: Instant::now(),
             stopping: AtomicBool::new(false),
             conns: Mutex::new(BTreeMap::new()),
+            sasl,
             stop_lock: StdMutex::new(false),
             stop_cv: Condvar::new(),
         });

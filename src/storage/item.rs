@@ -50,6 +50,8 @@ pub const BIT_FETCHED: u8 = 2;
 pub const BIT_STALE: u8 = 4;
 /// A client already won the right to recache this item (`W` sent, later fetches see `Z`).
 pub const BIT_TOKEN_SENT: u8 = 8;
+/// The client gave the key base64-encoded (meta `b`): replies echo it the same way.
+pub const BIT_KEY_BINARY: u8 = 16;
 
 /// A pointer to the start of an item's chunk.
 ///

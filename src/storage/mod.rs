@@ -32,11 +32,12 @@ use parking_lot::Mutex;
 
 pub use clock::Clock;
 use item::{
-    ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE, STATE_LINKED, STATE_RESERVED,
+    ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_KEY_BINARY, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE, STATE_LINKED,
+    STATE_RESERVED,
 };
 use slab::{ChunkRef, ClassSnapshot, SlabConfig, Slabs};
 
-pub use item::{BIT_STALE as STALE, BIT_TOKEN_SENT as TOKEN_SENT};
+pub use item::{BIT_KEY_BINARY as KEY_BINARY, BIT_STALE as STALE, BIT_TOKEN_SENT as TOKEN_SENT};
 
 /// Longest key memcached accepts.
 pub const KEY_MAX: usize = 250;
@@ -103,11 +104,25 @@ pub struct StoreReq<'a> {
     pub stale_ok: bool,
     /// Append/prepend create the item when missing, with this exptime (meta `N`).
     pub vivify: Option<i64>,
+    /// Mark the new item `KEY_BINARY` (the client sent the key base64-encoded). Append and
+    /// prepend build a fresh item that does not keep the mark, as memcached does.
+    pub key_binary: bool,
 }
 
 impl<'a> StoreReq<'a> {
     pub fn new(mode: Mode, key: &'a [u8], value: &'a [u8], flags: u32, exptime: i64) -> Self {
-        StoreReq { mode, key, value, flags, exptime, cas: 0, new_cas: None, stale_ok: false, vivify: None }
+        StoreReq {
+            mode,
+            key,
+            value,
+            flags,
+            exptime,
+            cas: 0,
+            new_cas: None,
+            stale_ok: false,
+            vivify: None,
+            key_binary: false,
+        }
     }
 }
 
@@ -138,6 +153,15 @@ pub enum DeleteOutcome {
     Deleted,
     NotFound,
     Exists,
+}
+
+/// Why `blank` left the item alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlankMiss {
+    NotFound,
+    /// The CAS did not match.
+    Exists,
+    NoMemory,
 }
 
 /// Why a lookup missed.
@@ -172,6 +196,8 @@ pub struct Entry<'s> {
     pub prev_atime: u32,
     /// Whether it had been fetched before this request.
     pub fetched_before: bool,
+    /// This request created the item (`get_or_create`, or `delta_with` with `create`).
+    pub created: bool,
 }
 
 impl Entry<'_> {
@@ -224,6 +250,16 @@ impl Entry<'_> {
     /// Set a new client exptime.
     pub fn set_exptime(&self, exptime: i64) {
         self.it.set_exptime(self.store.clock.realtime(exptime))
+    }
+    /// Set a new exptime already on the server clock (`Clock::realtime`; 0 = never).
+    pub fn set_exptime_rel(&self, exptime: u32) {
+        self.it.set_exptime(exptime)
+    }
+    /// Count an access now: LRU second chance, FETCHED, last-access time. For callers that
+    /// read with `GetOpts { bump: false, .. }` and decide afterwards.
+    pub fn bump(&self) {
+        self.it.set_atime(self.store.clock.now());
+        self.it.set_bits(BIT_ACTIVE | BIT_FETCHED);
     }
     /// Give the item a new CAS unique (or the one given), returning it.
     pub fn renew_cas(&self, cas: Option<u64>) -> u64 {
@@ -396,6 +432,12 @@ impl Store {
         table.find(h, |&r| self.slabs.ptr(r).key() == key).copied()
     }
 
+    /// An `Entry` for a live item whose shard lock the caller holds.
+    #[inline]
+    fn entry(&self, it: ItemPtr, created: bool) -> Entry<'_> {
+        Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0, created }
+    }
+
     /// Why `it` is not live, if it is not.
     #[inline]
     fn dead(&self, it: ItemPtr, now: u32) -> Option<Miss> {
@@ -466,8 +508,12 @@ impl Store {
         let now = self.clock.now();
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
-        let it = self.slabs.ptr(r);
-        let entry = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
+        Ok(self.hit_locked(self.slabs.ptr(r), opts, now, false, f))
+    }
+
+    /// Apply `opts` to a live item and call `f`. Shard lock held.
+    fn hit_locked<R>(&self, it: ItemPtr, opts: GetOpts, now: u32, created: bool, f: impl FnOnce(&Entry<'_>) -> R) -> R {
+        let entry = self.entry(it, created);
         if let Some(t) = opts.touch {
             it.set_exptime(self.clock.realtime(t));
         }
@@ -475,7 +521,52 @@ impl Store {
             it.set_atime(now);
             it.set_bits(BIT_ACTIVE | BIT_FETCHED);
         }
-        Ok(f(&entry))
+        f(&entry)
+    }
+
+    /// `get`, but a miss creates an empty item (flags 0, never expires, CAS `cas` or the next
+    /// unique) and `f` sees it with `Entry::created` set. The creation and `f` happen under one
+    /// hold of the item's lock, so whatever `f` marks on the new item (a win token) is seen by
+    /// every later reader: of several racing callers exactly one sees `created`. Fails only when
+    /// no memory can be had for the new item.
+    pub fn get_or_create<R>(
+        &self,
+        key: &[u8],
+        opts: GetOpts,
+        cas: Option<u64>,
+        f: impl FnOnce(&Entry<'_>) -> R,
+    ) -> Result<R, Miss> {
+        let h = self.hash(key);
+        let shard = self.shard(h);
+        // A first look without allocating: the common case is a hit.
+        {
+            let now = self.clock.now();
+            let mut table = shard.index.lock();
+            if let Ok(r) = self.lookup_locked(&mut table, shard, h, key, now) {
+                return Ok(self.hit_locked(self.slabs.ptr(r), opts, now, false, f));
+            }
+        }
+        if key.len() > KEY_MAX || self.too_large(key.len(), 0, 0) {
+            return Err(Miss::Absent);
+        }
+        let Some(r) = self.build(key, &[], 0, 0) else {
+            return Err(Miss::Absent);
+        };
+        let now = self.clock.now();
+        let mut table = shard.index.lock();
+        match self.lookup_locked(&mut table, shard, h, key, now) {
+            Ok(o) => {
+                // Someone created it meanwhile: ours is not needed.
+                self.abandon(r);
+                Ok(self.hit_locked(self.slabs.ptr(o), opts, now, false, f))
+            }
+            Err(_) => {
+                let it = self.slabs.ptr(r);
+                it.set_cas(cas.unwrap_or_else(|| self.next_cas()));
+                self.link_locked(&mut table, shard, h, r, None);
+                Ok(self.hit_locked(it, opts, now, true, f))
+            }
+        }
     }
 
     /// Like `get` but never counts as an access (meta `me`, internal use).
@@ -690,12 +781,22 @@ impl Store {
 
     /// set / add / replace / append / prepend / cas.
     pub fn store(&self, req: &StoreReq<'_>) -> StoreOutcome {
+        self.store_sized(req).0
+    }
+
+    /// `store`, also returning the length of the stored value (after append/prepend: the new
+    /// total; when nothing was stored: the request's value length).
+    pub fn store_sized(&self, req: &StoreReq<'_>) -> (StoreOutcome, usize) {
         if req.key.len() > KEY_MAX {
-            return StoreOutcome::NotStored;
+            return (StoreOutcome::NotStored, req.value.len());
         }
         if matches!(req.mode, Mode::Append | Mode::Prepend) {
             return self.store_concat(req);
         }
+        (self.store_whole(req), req.value.len())
+    }
+
+    fn store_whole(&self, req: &StoreReq<'_>) -> StoreOutcome {
         if self.too_large(req.key.len(), req.value.len(), req.flags)
             || self.slabs.class_for(item::item_size(req.key.len(), req.value.len())).is_none()
         {
@@ -712,6 +813,9 @@ impl Store {
             return StoreOutcome::NoMemory;
         };
         let it = self.slabs.ptr(r);
+        if req.key_binary {
+            it.set_bits(BIT_KEY_BINARY);
+        }
         let h = self.hash(req.key);
         let shard = self.shard(h);
         let now = self.clock.now();
@@ -758,7 +862,8 @@ impl Store {
         }
     }
 
-    fn store_concat(&self, req: &StoreReq<'_>) -> StoreOutcome {
+    fn store_concat(&self, req: &StoreReq<'_>) -> (StoreOutcome, usize) {
+        let none = req.value.len();
         let h = self.hash(req.key);
         let shard = self.shard(h);
         for _ in 0..16 {
@@ -770,7 +875,7 @@ impl Store {
                         let oit = self.slabs.ptr(o);
                         let vc = self.visible_cas(oit);
                         if req.cas != 0 && req.cas != vc {
-                            return StoreOutcome::Exists;
+                            return (StoreOutcome::Exists, none);
                         }
                         (o, oit.cas(), oit.vlen(), oit.flags(), oit.exptime())
                     }
@@ -781,22 +886,22 @@ impl Store {
                             add.mode = Mode::Add;
                             add.exptime = ttl;
                             add.vivify = None;
-                            match self.store(&add) {
+                            match self.store_whole(&add) {
                                 StoreOutcome::NotStored => continue,
-                                other => return other,
+                                other => return (other, none),
                             }
                         }
-                        return StoreOutcome::NotStored;
+                        return (StoreOutcome::NotStored, none);
                     }
                 }
             };
             let vlen = old_len + req.value.len();
             if self.too_large(req.key.len(), vlen, flags) {
-                return StoreOutcome::NotStored;
+                return (StoreOutcome::NotStored, none);
             }
             let size = item::item_size(req.key.len(), vlen);
             let Some(r) = self.alloc(size) else {
-                return StoreOutcome::NotStored;
+                return (StoreOutcome::NotStored, none);
             };
             let class = self.slabs.class_for(size).unwrap_or(0);
             let it = self.slabs.ptr_in(class, r);
@@ -813,12 +918,12 @@ impl Store {
                         v[..req.value.len()].copy_from_slice(req.value);
                         v[req.value.len()..].copy_from_slice(oval);
                     }
-                    let oit = self.slabs.ptr(o);
-                    it.set_bits(oit.bits() & (BIT_STALE | BIT_TOKEN_SENT));
+                    // A fresh item: the stale mark, a win token and the base64-key mark of
+                    // the old one are not carried over (memcached builds a new item too).
                     let cas = req.new_cas.unwrap_or_else(|| self.next_cas());
                     it.set_cas(cas);
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return StoreOutcome::Stored { cas: self.visible_cas(it) };
+                    return (StoreOutcome::Stored { cas: self.visible_cas(it) }, vlen);
                 }
                 _ => {
                     drop(table);
@@ -826,7 +931,7 @@ impl Store {
                 }
             }
         }
-        StoreOutcome::NotStored
+        (StoreOutcome::NotStored, none)
     }
 
     /// incr / decr. `create`: (initial, exptime) to create a missing item with (binary, meta N).
@@ -839,6 +944,29 @@ impl Store {
         create: Option<(u64, i64)>,
         new_cas: Option<u64>,
     ) -> DeltaOutcome {
+        self.delta_with(key, incr, delta, cas_in, create, new_cas, |e, value| DeltaOutcome::Value {
+            value,
+            cas: e.cas(),
+        })
+        .unwrap_or_else(|miss| miss)
+    }
+
+    /// incr / decr, calling `f` with the changed (or, with `create`, created) item and the new
+    /// number while the item is still locked; the error is never `DeltaOutcome::Value`.
+    /// A CAS to compare (`cas_in`) of 0 means none. A created item has `Entry::created` set,
+    /// flags 0 and holds `initial` without the delta applied. The access counts for the LRU
+    /// and the last-access time but does not mark the item fetched (as memcached's incr).
+    #[allow(clippy::too_many_arguments)]
+    pub fn delta_with<R>(
+        &self,
+        key: &[u8],
+        incr: bool,
+        delta: u64,
+        cas_in: u64,
+        create: Option<(u64, i64)>,
+        new_cas: Option<u64>,
+        f: impl FnOnce(&Entry<'_>, u64) -> R,
+    ) -> Result<R, DeltaOutcome> {
         let h = self.hash(key);
         let shard = self.shard(h);
         let mut buf = itoa::Buffer::new();
@@ -850,42 +978,53 @@ impl Store {
                 Err(_) => {
                     drop(table);
                     let Some((initial, exptime)) = create else {
-                        return DeltaOutcome::NotFound;
+                        return Err(DeltaOutcome::NotFound);
                     };
-                    let s = buf.format(initial);
-                    let mut req = StoreReq::new(Mode::Add, key, s.as_bytes(), 0, exptime);
-                    req.new_cas = new_cas;
-                    match self.store(&req) {
-                        StoreOutcome::Stored { cas } => return DeltaOutcome::Value { value: initial, cas },
-                        StoreOutcome::NotStored => continue,
-                        _ => return DeltaOutcome::NoMemory,
+                    if key.len() > KEY_MAX {
+                        return Err(DeltaOutcome::NoMemory);
                     }
+                    let digits = buf.format(initial).as_bytes();
+                    let Some(r) = self.build(key, &[digits], 0, self.clock.realtime(exptime)) else {
+                        return Err(DeltaOutcome::NoMemory);
+                    };
+                    let now = self.clock.now();
+                    let mut table = shard.index.lock();
+                    if self.lookup_locked(&mut table, shard, h, key, now).is_ok() {
+                        // Created by someone else meanwhile: start over on theirs.
+                        drop(table);
+                        self.abandon(r);
+                        continue;
+                    }
+                    let it = self.slabs.ptr(r);
+                    it.set_cas(new_cas.unwrap_or_else(|| self.next_cas()));
+                    self.link_locked(&mut table, shard, h, r, None);
+                    return Ok(f(&self.entry(it, true), initial));
                 }
             };
             let oit = self.slabs.ptr(o);
             if cas_in != 0 && cas_in != self.visible_cas(oit) {
-                return DeltaOutcome::Exists;
+                return Err(DeltaOutcome::Exists);
             }
             let Some(cur) = parse_counter(oit.value()) else {
-                return DeltaOutcome::NonNumeric;
+                return Err(DeltaOutcome::NonNumeric);
             };
             let value = if incr { cur.wrapping_add(delta) } else { cur.saturating_sub(delta) };
             let digits = buf.format(value).as_bytes();
-            oit.set_bits(BIT_ACTIVE | BIT_FETCHED);
-            oit.set_atime(now);
             if digits.len() <= oit.vlen() {
                 let v = oit.value_mut();
                 v[..digits.len()].copy_from_slice(digits);
                 v[digits.len()..].fill(b' ');
                 let cas = new_cas.unwrap_or_else(|| self.next_cas());
                 oit.set_cas(cas);
-                return DeltaOutcome::Value { value, cas: self.visible_cas(oit) };
+                oit.set_bits(BIT_ACTIVE);
+                oit.set_atime(now);
+                return Ok(f(&self.entry(oit, false), value));
             }
             // The number grew: build a new item and swap it in if nothing changed meanwhile.
             let (old_cas, flags, exptime) = (oit.cas(), oit.flags(), oit.exptime());
             drop(table);
             let Some(r) = self.build(key, &[digits], flags, exptime) else {
-                return DeltaOutcome::NoMemory;
+                return Err(DeltaOutcome::NoMemory);
             };
             let mut table = shard.index.lock();
             match self.find(&table, h, key) {
@@ -893,9 +1032,9 @@ impl Store {
                     let it = self.slabs.ptr(r);
                     let cas = new_cas.unwrap_or_else(|| self.next_cas());
                     it.set_cas(cas);
-                    it.set_bits(BIT_FETCHED);
+                    it.set_bits(BIT_ACTIVE);
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return DeltaOutcome::Value { value, cas: self.visible_cas(it) };
+                    return Ok(f(&self.entry(it, false), value));
                 }
                 _ => {
                     drop(table);
@@ -903,7 +1042,54 @@ impl Store {
                 }
             }
         }
-        DeltaOutcome::NoMemory
+        Err(DeltaOutcome::NoMemory)
+    }
+
+    /// Replace a live item by an empty one with the same key, `flags` and client `exptime`,
+    /// CAS `cas` (None: the old item's), if `cas_in` (when given; 0 is compared too) matches
+    /// the old item's CAS. `f` runs on the new item under the same lock. The new item is fresh:
+    /// not fetched, not stale, no win token.
+    pub fn blank<R>(
+        &self,
+        key: &[u8],
+        cas_in: Option<u64>,
+        flags: u32,
+        exptime: i64,
+        cas: Option<u64>,
+        f: impl FnOnce(&Entry<'_>) -> R,
+    ) -> Result<R, BlankMiss> {
+        let h = self.hash(key);
+        let shard = self.shard(h);
+        let exptime = self.clock.realtime(exptime);
+        for _ in 0..16 {
+            let now = self.clock.now();
+            let (o, old_cas) = {
+                let mut table = shard.index.lock();
+                let o = self.lookup_locked(&mut table, shard, h, key, now).map_err(|_| BlankMiss::NotFound)?;
+                let oit = self.slabs.ptr(o);
+                if cas_in.is_some_and(|c| c != self.visible_cas(oit)) {
+                    return Err(BlankMiss::Exists);
+                }
+                (o, oit.cas())
+            };
+            let Some(r) = self.build(key, &[], flags, exptime) else {
+                return Err(BlankMiss::NoMemory);
+            };
+            let mut table = shard.index.lock();
+            match self.find(&table, h, key) {
+                Some(x) if x == o && self.slabs.ptr(x).cas() == old_cas => {
+                    let it = self.slabs.ptr(r);
+                    it.set_cas(cas.unwrap_or(old_cas));
+                    self.link_locked(&mut table, shard, h, r, Some(o));
+                    return Ok(f(&self.entry(it, false)));
+                }
+                _ => {
+                    drop(table);
+                    self.abandon(r);
+                }
+            }
+        }
+        Err(BlankMiss::NoMemory)
     }
 
     /// delete, optionally only if the CAS matches.
@@ -932,7 +1118,7 @@ impl Store {
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
         let it = self.slabs.ptr(r);
-        let entry = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
+        let entry = self.entry(it, false);
         let (out, remove) = f(&entry);
         if remove {
             self.unlink_locked(&mut table, shard, h, r);
@@ -1018,7 +1204,7 @@ impl Store {
                 if self.dead(it, now).is_some() {
                     continue;
                 }
-                let e = Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0 };
+                let e = self.entry(it, false);
                 if !f(&e) {
                     return;
                 }

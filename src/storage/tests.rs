@@ -247,3 +247,94 @@ fn items_carry_their_class_and_freed_chunks_return_to_it() {
     set(&s, b"b", b"y");
     assert_eq!(s.snapshot().classes.iter().find(|c| c.id == class as usize).unwrap().used, 1);
 }
+
+#[test]
+fn get_or_create_creates_once() {
+    let s = store_with(8, true);
+    let seen = |e: &Entry<'_>| (e.created, e.value().len(), e.flags(), e.exptime(), e.cas());
+    assert_eq!(s.get_or_create(b"v", GetOpts::GET, Some(77), seen).unwrap(), (true, 0, 0, 0, 77));
+    assert_eq!(s.get_or_create(b"v", GetOpts::GET, Some(88), seen).unwrap(), (false, 0, 0, 0, 77));
+    // Racing creators: exactly one sees `created`, and what it marks is seen by all the others.
+    let s = Arc::new(store_with(8, true));
+    for round in 0..20 {
+        let key = format!("race{round}");
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (s, key, barrier) = (s.clone(), key.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    s.get_or_create(key.as_bytes(), GetOpts::GET, None, |e| {
+                        let had_token = e.token_sent();
+                        if e.created {
+                            e.set_bits(TOKEN_SENT);
+                        }
+                        (e.created, had_token)
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        let r: Vec<(bool, bool)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(r.iter().filter(|x| x.0).count(), 1, "{r:?}");
+        assert!(r.iter().all(|&(created, had)| created != had), "{r:?}");
+    }
+}
+
+#[test]
+fn deferred_bump_reports_the_state_before() {
+    let s = store_with(8, true);
+    set(&s, b"k", b"v");
+    let peek = GetOpts { bump: false, touch: None };
+    assert!(!s.get(b"k", peek, |e| e.fetched_before).unwrap());
+    s.get(b"k", peek, |e| e.bump()).unwrap();
+    assert!(s.get(b"k", peek, |e| e.fetched_before).unwrap());
+    s.get(b"k", peek, |e| e.set_exptime_rel(12345)).unwrap();
+    assert_eq!(s.peek(b"k", |e| e.exptime()).unwrap(), 12345);
+}
+
+#[test]
+fn blank_keeps_the_item_with_an_empty_value() {
+    let s = store_with(8, true);
+    assert_eq!(s.blank(b"b", None, 0, 0, None, |_| ()), Err(BlankMiss::NotFound));
+    let StoreOutcome::Stored { cas } = s.store(&StoreReq::new(Mode::Set, b"b", b"value", 5, 100)) else { panic!() };
+    assert_eq!(s.blank(b"b", Some(cas + 1), 0, 0, None, |_| ()), Err(BlankMiss::Exists));
+    let got = s.blank(b"b", Some(cas), 9, 0, None, |e| (e.value().len(), e.flags(), e.exptime(), e.cas()));
+    assert_eq!(got, Ok((0, 9, 0, cas)));
+    assert_eq!(s.blank(b"b", None, 0, 0, Some(500), |e| e.cas()), Ok(500));
+    assert_eq!(s.snapshot().curr_items, 1);
+}
+
+#[test]
+fn delta_with_reports_creation_and_does_not_mark_fetched() {
+    let s = store_with(8, true);
+    let r = s.delta_with(b"n", true, 5, 0, Some((10, 0)), Some(42), |e, v| (v, e.created, e.cas()));
+    assert_eq!(r, Ok((10, true, 42)));
+    let r = s.delta_with(b"n", true, 5, 0, Some((10, 0)), None, |e, v| (v, e.created, e.fetched_before));
+    assert_eq!(r, Ok((15, false, false)));
+    // growing builds a fresh item: still not fetched
+    set(&s, b"g", b"9");
+    get(&s, b"g");
+    assert_eq!(
+        s.delta(b"g", true, 1, 0, None, None),
+        DeltaOutcome::Value { value: 10, cas: s.peek(b"g", |e| e.cas()).unwrap() }
+    );
+    assert!(!s.peek(b"g", |e| e.fetched_before).unwrap());
+    assert_eq!(s.delta_with(b"none", true, 1, 0, None, None, |_, v| v), Err(DeltaOutcome::NotFound));
+}
+
+#[test]
+fn append_builds_a_fresh_item_and_reports_its_size() {
+    let s = store_with(8, true);
+    let mut req = StoreReq::new(Mode::Set, b"a", b"ab", 0, 0);
+    req.key_binary = true;
+    s.store(&req);
+    assert_eq!(s.peek(b"a", |e| e.bits() & KEY_BINARY).unwrap(), KEY_BINARY);
+    s.peek(b"a", |e| e.set_bits(STALE | TOKEN_SENT)).unwrap();
+    let (outcome, len) = s.store_sized(&StoreReq::new(Mode::Append, b"a", b"cde", 0, 0));
+    assert!(matches!(outcome, StoreOutcome::Stored { .. }));
+    assert_eq!(len, 5);
+    assert_eq!(s.peek(b"a", |e| e.bits() & (STALE | TOKEN_SENT | KEY_BINARY)).unwrap(), 0);
+    let (outcome, len) = s.store_sized(&StoreReq::new(Mode::Append, b"missing", b"cde", 0, 0));
+    assert_eq!((outcome, len), (StoreOutcome::NotStored, 3));
+}

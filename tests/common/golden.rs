@@ -161,6 +161,174 @@ fn relax_layout(pat: &[u8], sent_version: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Does `got` match the recorded reply `expect`? Text replies use `matches` ({*} wildcards);
+/// binary replies (they start with the response magic) are compared packet by packet.
+pub fn reply_matches(expect: &[u8], got: &[u8], relax: bool) -> bool {
+    match binary_packets(expect) {
+        Some(pat) => match split_got(got) {
+            Some((packets, [])) => {
+                packets.len() == pat.len() && pat.iter().zip(&packets).all(|(p, g)| p.matches(g, relax))
+            }
+            _ => false,
+        },
+        None => matches(expect, got),
+    }
+}
+
+fn reply_could_match(expect: &[u8], got: &[u8], relax: bool) -> bool {
+    match binary_packets(expect) {
+        Some(pat) => match split_got(got) {
+            Some((packets, _)) => {
+                packets.len() <= pat.len() && pat.iter().zip(&packets).all(|(p, g)| p.matches(g, relax))
+            }
+            None => false,
+        },
+        None => could_match(expect, got),
+    }
+}
+
+/// For a failed binary reply: which packet differs.
+fn binary_diff(expect: &[u8], got: &[u8], relax: bool) -> Option<String> {
+    let pat = binary_packets(expect)?;
+    let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let Some((packets, rest)) = split_got(got) else {
+        return Some(format!("expected {} packets, got non-binary bytes {:?}", pat.len(), show(got)));
+    };
+    for (k, p) in pat.iter().enumerate() {
+        match packets.get(k) {
+            Some(g) if p.matches(g, relax) => {}
+            Some(g) => return Some(format!("packet {k}: expected {:?} got {:?}", p.describe(), show(g))),
+            None => {
+                return Some(format!("packet {k} missing: expected {:?} (partial: {:?})", p.describe(), show(rest)))
+            }
+        }
+    }
+    Some(format!("{} extra packets / {} stray bytes: {:?}", packets.len() - pat.len(), rest.len(), show(got)))
+}
+
+/// One recorded binary response packet. The recorder masks (`{*}`) the low byte of the body
+/// length and the value of Version replies and of volatile stats.
+struct PatPacket<'a> {
+    /// Header bytes 0..11 (magic .. the high three bytes of the body length).
+    head: &'a [u8],
+    /// Header byte 11, or `None` when masked.
+    len_low: Option<u8>,
+    /// Header bytes 12..24 (opaque, CAS).
+    tail: &'a [u8],
+    extras_key: &'a [u8],
+    /// `None` when masked.
+    value: Option<&'a [u8]>,
+}
+
+const WILD: &[u8] = b"{*}";
+
+impl PatPacket<'_> {
+    fn opcode(&self) -> u8 {
+        self.head[1]
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.extras_key[self.head[4] as usize..]
+    }
+
+    /// Packets whose size depends on our version string or memory layout (rustcached only):
+    /// Version replies, and stats named in `LAYOUT_STATS` or `version`.
+    fn layout_dependent(&self) -> bool {
+        let status_ok = self.head[6] == 0 && self.head[7] == 0;
+        let key = String::from_utf8_lossy(self.key()).into_owned();
+        let leaf = key.rsplit(':').next().unwrap_or_default();
+        status_ok
+            && (self.opcode() == 0x0b || (self.opcode() == 0x10 && (LAYOUT_STATS.contains(&leaf) || key == "version")))
+    }
+
+    fn matches(&self, got: &[u8], relax: bool) -> bool {
+        if got.len() < 24 || got[..8] != self.head[..8] || got[12..24] != *self.tail {
+            return false;
+        }
+        if !got[24..].starts_with(self.extras_key) {
+            return false;
+        }
+        if relax && self.layout_dependent() {
+            return true;
+        }
+        if got[8..11] != self.head[8..11] || self.len_low.is_some_and(|b| got[11] != b) {
+            return false;
+        }
+        match self.value {
+            Some(v) => got[24 + self.extras_key.len()..] == *v,
+            None => true,
+        }
+    }
+
+    fn describe(&self) -> Vec<u8> {
+        let mut d = self.head.to_vec();
+        d.extend_from_slice(&self.len_low.map_or(WILD.to_vec(), |b| vec![b]));
+        d.extend_from_slice(self.tail);
+        d.extend_from_slice(self.extras_key);
+        d.extend_from_slice(self.value.unwrap_or(WILD));
+        d
+    }
+}
+
+/// Split a recorded binary reply into packets; `None` if it is not one (text replies).
+fn binary_packets(pat: &[u8]) -> Option<Vec<PatPacket<'_>>> {
+    if pat.first() != Some(&0x81) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pat.len() {
+        if pat[i] != 0x81 || pat.len() < i + 12 {
+            return None;
+        }
+        let head = &pat[i..i + 11];
+        let (len_low, mut j) =
+            if pat[i + 11..].starts_with(WILD) { (None, i + 14) } else { (Some(pat[i + 11]), i + 12) };
+        let tail = pat.get(j..j + 12)?;
+        j += 12;
+        let ek = head[4] as usize + u16::from_be_bytes([head[2], head[3]]) as usize;
+        let extras_key = pat.get(j..j + ek)?;
+        j += ek;
+        // A masked value is `{*}` followed by the next packet or the end.
+        let wild_value = pat[j..].starts_with(WILD) && matches!(pat.get(j + 3), None | Some(0x81));
+        let value = if wild_value {
+            j += 3;
+            None
+        } else {
+            let low = len_low?; // a masked length needs a masked value
+            let body = u32::from_be_bytes([head[8], head[9], head[10], low]) as usize;
+            let v = pat.get(j..j + body.checked_sub(ek)?)?;
+            j += v.len();
+            Some(v)
+        };
+        out.push(PatPacket { head, len_low, tail, extras_key, value });
+        i = j;
+    }
+    Some(out)
+}
+
+/// Split received bytes into complete binary packets and a partial rest; `None` if they do not
+/// look like binary responses.
+fn split_got(got: &[u8]) -> Option<(Vec<&[u8]>, &[u8])> {
+    let mut packets = Vec::new();
+    let mut i = 0;
+    while got.len() >= i + 24 {
+        if got[i] != 0x81 {
+            return None;
+        }
+        let end = i + 24 + u32::from_be_bytes([got[i + 8], got[i + 9], got[i + 10], got[i + 11]]) as usize;
+        if end > got.len() {
+            break;
+        }
+        packets.push(&got[i..end]);
+        i = end;
+    }
+    if i < got.len() && got[i] != 0x81 {
+        return None;
+    }
+    Some((packets, &got[i..]))
+}
+
 fn run_case(server: &Server, case: &Case, relax: bool) -> Result<(), String> {
     let mut s = server.connect();
     s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
@@ -173,8 +341,8 @@ fn run_case(server: &Server, case: &Case, relax: bool) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(3);
         let mut buf = [0u8; 65536];
         let mut closed = false;
-        while !matches(&expect, &got) {
-            if Instant::now() > deadline || !could_match(&expect, &got) {
+        while !reply_matches(&expect, &got, relax) {
+            if Instant::now() > deadline || !reply_could_match(&expect, &got, relax) {
                 break;
             }
             match s.read(&mut buf) {
@@ -192,7 +360,10 @@ fn run_case(server: &Server, case: &Case, relax: bool) -> Result<(), String> {
                 got.extend_from_slice(&buf[..n]);
             }
         }
-        if !matches(&expect, &got) {
+        if !reply_matches(&expect, &got, relax) {
+            if let Some(diff) = binary_diff(&expect, &got, relax) {
+                return Err(format!("step {i} sent {:?}: {diff}", String::from_utf8_lossy(send)));
+            }
             // Point at the first differing line of a multi-line reply.
             let el: Vec<&[u8]> = expect.split(|&b| b == b'\n').collect();
             let gl: Vec<&[u8]> = got.split(|&b| b == b'\n').collect();

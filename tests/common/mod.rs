@@ -43,10 +43,21 @@ impl Server {
 
     /// Start any memcached-compatible binary on a free loopback port.
     pub fn start_bin(bin: &str, args: &[&str]) -> Server {
+        Server::start_bin_env(bin, args, &[])
+    }
+
+    /// Start rustcached with extra arguments and environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_bin_env(rustcached_bin(), args, env)
+    }
+
+    /// Start any memcached-compatible binary with extra environment variables.
+    pub fn start_bin_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
         for _ in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(bin);
             cmd.args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1"]).args(args);
+            cmd.envs(env.iter().copied());
             if is_root() && !args.contains(&"-u") {
                 cmd.args(["-u", "root"]);
             }
