@@ -204,6 +204,9 @@ fn client_that_never_reads_is_bounded_and_others_are_served() {
     // another client on the same (only) worker still gets answers
     let mut other = srv.connect();
     expect(&mut other, b"get nothing\r\n", b"END\r\n");
+    // and the ~1 GB of replies the hog asked for is not buffered
+    let rss = rss_kb(srv.child.id());
+    assert!(rss < 100 * 1024, "RSS {rss} kB while a client does not read");
 }
 
 #[test]

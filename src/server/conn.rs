@@ -129,6 +129,10 @@ impl InBuf {
     }
 }
 
+/// A connection with more unsent output than this is not served until the socket drains it,
+/// so a client that does not read cannot make the server buffer without bound.
+pub const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+
 /// Which protocol a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
@@ -144,6 +148,8 @@ pub enum Outcome {
     Continue,
     /// The request budget ran out with complete requests left: serve others, then come back.
     Yield,
+    /// Too much output is pending: stop until the socket takes it (backpressure).
+    Blocked,
     /// Close once the pending output is written.
     Close,
 }
@@ -237,6 +243,9 @@ impl Conn {
             let rest = &input[pos..];
             if rest.is_empty() || rest.len() < self.need {
                 return (pos, Outcome::Continue);
+            }
+            if out.len() > OUTPUT_HIGH_WATER {
+                return (pos, Outcome::Blocked);
             }
             if budget == 0 {
                 return (pos, Outcome::Yield);

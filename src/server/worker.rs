@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::conn::{Conn, Ctx, InBuf, Outcome, Stream};
+use super::conn::{Conn, Ctx, InBuf, Outcome, Stream, OUTPUT_HIGH_WATER};
 use super::listener::{Listener, MioListener};
 use super::report::RESERVED_FDS;
 use super::{ConnInfo, Shared};
@@ -29,8 +29,6 @@ const LISTENER_BASE: usize = usize::MAX / 2;
 
 /// Bytes offered to one read call.
 const READ_CHUNK: usize = 64 * 1024;
-/// Stop reading a connection whose unsent output exceeds this (backpressure).
-const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Scratch buffers larger than this are released after use.
 const SCRATCH_KEEP: usize = 1024 * 1024;
 /// How long shutdown waits for pending output.
@@ -283,7 +281,7 @@ impl Worker {
                     self.ready.push(t);
                 }
             }
-            Outcome::Continue => {}
+            Outcome::Continue | Outcome::Blocked => {}
         }
         if eof {
             conn.closing = true;
@@ -330,6 +328,11 @@ impl Worker {
             if !own_output && output.capacity() <= SCRATCH_KEEP {
                 self.output = output;
             }
+        }
+        if outcome == Outcome::Blocked && conn.wbuf.is_empty() && !conn.closing && !conn.queued {
+            // Stopped for output room and the socket took it all: continue with the input.
+            conn.queued = true;
+            self.ready.push(t);
         }
         if conn.closing && conn.wbuf.is_empty() {
             self.release(conn, t);
