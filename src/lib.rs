@@ -2,12 +2,15 @@
 //!
 //! Module map:
 //! - `config`: memcached's command line (clap) and validated settings.
-//! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, number rules in `num`).
+//! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, `binary`, number
+//!   rules in `num`).
 //! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry. No protocol.
 //! - `server`: listeners, worker event loops, connections, and the dispatch glue that is the
 //!   only code seeing both protocols and storage.
 //! - `stats`: per-worker counters, read by `stats` without stopping anyone.
 //! - `metrics`: the optional Prometheus endpoint (`-o metrics_port=N`).
+//! - `ring`: client-side placement (libmemcached-compatible ketama, jump hash) for running many
+//!   independent nodes; used by the `rustcached-ring` command.
 //!
 //! Thread model:
 //! ```text
