@@ -475,3 +475,149 @@ fn memccapable_ascii_passes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("All tests passed"), "{text}");
 }
+
+/// Every key prometheus/memcached_exporter (pkg/exporter/exporter.go) reads, parsed the way it
+/// parses them: a missing key, a non-numeric value, a line that is not `STAT name value`, or a
+/// block not ending in END would mark the target down.
+#[test]
+fn memcached_exporter_can_scrape_everything() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    expect(&mut s, b"set a 0 0 1\r\n1\r\nget a\r\n", b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n");
+    let general = stats(&mut s, "");
+    let numeric = [
+        "uptime",
+        "time",
+        "curr_connections",
+        "total_connections",
+        "rejected_connections",
+        "conn_yields",
+        "listen_disabled_num",
+        "bytes",
+        "limit_maxbytes",
+        "curr_items",
+        "total_items",
+        "bytes_read",
+        "bytes_written",
+        "evictions",
+        "reclaimed",
+        "store_too_large",
+        "store_no_memory",
+        "accepting_conns",
+        "lru_crawler_starts",
+        "direct_reclaims",
+        "crawler_items_checked",
+        "crawler_reclaimed",
+        "moves_to_cold",
+        "moves_to_warm",
+        "moves_within_lru",
+        "get_hits",
+        "get_misses",
+        "get_expired",
+        "get_flushed",
+        "delete_hits",
+        "delete_misses",
+        "incr_hits",
+        "incr_misses",
+        "decr_hits",
+        "decr_misses",
+        "cas_hits",
+        "cas_misses",
+        "cas_badval",
+        "touch_hits",
+        "touch_misses",
+        "cmd_flush",
+        "cmd_set",
+        "cmd_get",
+        "cmd_touch",
+        "max_connections",
+        "threads",
+        "malloc_fails",
+        "hash_bytes",
+        "slabs_moved",
+        "evicted_unfetched",
+        "expired_unfetched",
+    ];
+    for k in numeric {
+        let v = general.get(k).unwrap_or_else(|| panic!("stats lacks {k}"));
+        assert!(v.parse::<f64>().is_ok(), "{k} = {v:?} is not numeric");
+    }
+    for k in ["rusage_user", "rusage_system"] {
+        assert!(general[k].parse::<f64>().is_ok() && general[k].contains('.'), "{k}");
+    }
+    assert!(general.contains_key("version"));
+    let settings = stats(&mut s, "settings");
+    for k in [
+        "maxconns",
+        "lru_crawler",
+        "lru_crawler_sleep",
+        "lru_crawler_tocrawl",
+        "lru_maintainer_thread",
+        "hot_lru_pct",
+        "warm_lru_pct",
+        "hot_max_factor",
+        "warm_max_factor",
+        "item_size_max",
+        "maxbytes",
+    ] {
+        assert!(settings.contains_key(k), "stats settings lacks {k}");
+    }
+    let items = stats(&mut s, "items");
+    for f in [
+        "number",
+        "number_hot",
+        "number_warm",
+        "number_cold",
+        "age_hot",
+        "age_warm",
+        "age",
+        "mem_requested",
+        "evicted",
+        "evicted_nonzero",
+        "evicted_time",
+        "outofmemory",
+        "tailrepairs",
+        "reclaimed",
+        "expired_unfetched",
+        "evicted_unfetched",
+        "evicted_active",
+        "crawler_reclaimed",
+        "crawler_items_checked",
+        "lrutail_reflocked",
+        "moves_to_cold",
+        "moves_to_warm",
+        "moves_within_lru",
+        "direct_reclaims",
+        "hits_to_hot",
+        "hits_to_warm",
+        "hits_to_cold",
+        "hits_to_temp",
+    ] {
+        let k = items.keys().find(|k| k.ends_with(&format!(":{f}"))).unwrap_or_else(|| panic!("stats items lacks {f}"));
+        assert!(items[k].parse::<u64>().is_ok(), "{k}");
+    }
+    let slabs = stats(&mut s, "slabs");
+    for f in [
+        "chunk_size",
+        "chunks_per_page",
+        "total_pages",
+        "total_chunks",
+        "used_chunks",
+        "free_chunks",
+        "free_chunks_end",
+        "get_hits",
+        "cmd_set",
+        "delete_hits",
+        "incr_hits",
+        "decr_hits",
+        "cas_hits",
+        "cas_badval",
+        "touch_hits",
+    ] {
+        let k = slabs.keys().find(|k| k.ends_with(&format!(":{f}"))).unwrap_or_else(|| panic!("stats slabs lacks {f}"));
+        assert!(slabs[k].parse::<u64>().is_ok(), "{k}");
+    }
+    for k in ["active_slabs", "total_malloced"] {
+        assert!(slabs[k].parse::<u64>().is_ok(), "{k}");
+    }
+}
