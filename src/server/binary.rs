@@ -203,29 +203,12 @@ fn get(ctx: &Ctx<'_>, req: &Request<'_>, touch: Option<u32>, with_key: bool, out
         out.extend_from_slice(v);
         e.class()
     });
-    ctx.shared.detail.get(key, r.is_ok());
-    match r {
-        Ok(class) => {
-            if touch.is_some() {
-                ctx.stats.slab[class as usize].touch_hits.inc();
-            } else {
-                ctx.stats.slab[class as usize].get_hits.inc();
-            }
-        }
-        Err(miss) => {
-            if touch.is_some() {
-                ctx.stats.touch_misses.inc();
-            } else {
-                ctx.stats.get_misses.inc();
-            }
-            count_miss(ctx, miss);
-            if !req.is_quiet() {
-                if with_key {
-                    pb::write_key_miss(out, req.opcode_byte(), req.opaque, key);
-                } else {
-                    error(out, req, Status::KeyNotFound);
-                }
-            }
+    ctx.count_fetch(key, r, touch.is_some());
+    if r.is_err() && !req.is_quiet() {
+        if with_key {
+            pb::write_key_miss(out, req.opcode_byte(), req.opaque, key);
+        } else {
+            error(out, req, Status::KeyNotFound);
         }
     }
 }

@@ -17,6 +17,7 @@ use super::{ConnInfo, Shared};
 use crate::config::Binding;
 use crate::protocol::text::{self as ptext, reply, Command, Frame};
 use crate::stats::ThreadStats;
+use crate::storage::Miss;
 
 /// A connected socket.
 pub enum Stream {
@@ -178,6 +179,30 @@ pub enum Action {
 pub struct Ctx<'a> {
     pub shared: &'a Shared,
     pub stats: &'a ThreadStats,
+}
+
+impl Ctx<'_> {
+    /// Count one key of a get/gat (any protocol) as memcached does: gat counts only as a
+    /// touch, get as a get; hits per slab class; expired and flushed misses separately.
+    pub fn count_fetch(&self, key: &[u8], result: Result<u8, Miss>, touch: bool) {
+        self.shared.detail.get(key, result.is_ok());
+        match result {
+            Ok(class) if touch => self.stats.slab[class as usize].touch_hits.inc(),
+            Ok(class) => self.stats.slab[class as usize].get_hits.inc(),
+            Err(miss) => {
+                if touch {
+                    self.stats.touch_misses.inc();
+                } else {
+                    self.stats.get_misses.inc();
+                }
+                match miss {
+                    Miss::Expired => self.stats.get_expired.inc(),
+                    Miss::Flushed => self.stats.get_flushed.inc(),
+                    Miss::Absent => {}
+                }
+            }
+        }
+    }
 }
 
 /// A client connection.

@@ -11,7 +11,7 @@ use super::report;
 use crate::config::VERSION;
 use crate::protocol::text::{self as ptext, reply, Command, StoreCmd, StoreKind};
 use crate::protocol::KEY_MAX;
-use crate::storage::{item, DeleteOutcome, DeltaOutcome, GetOpts, Miss, Mode, StoreOutcome, StoreReq};
+use crate::storage::{item, DeleteOutcome, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
 
 #[inline]
 fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
@@ -251,28 +251,7 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<
             out.extend_from_slice(b"\r\n");
             e.class()
         });
-        ctx.shared.detail.get(key, r.is_ok());
-        match r {
-            Ok(class) => {
-                if touch.is_some() {
-                    ctx.stats.slab[class as usize].touch_hits.inc();
-                } else {
-                    ctx.stats.slab[class as usize].get_hits.inc();
-                }
-            }
-            Err(miss) => {
-                if touch.is_some() {
-                    ctx.stats.touch_misses.inc();
-                } else {
-                    ctx.stats.get_misses.inc();
-                }
-                match miss {
-                    Miss::Expired => ctx.stats.get_expired.inc(),
-                    Miss::Flushed => ctx.stats.get_flushed.inc(),
-                    Miss::Absent => {}
-                }
-            }
-        }
+        ctx.count_fetch(key, r, touch.is_some());
     }
     out.extend_from_slice(reply::END);
 }

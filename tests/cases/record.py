@@ -44,7 +44,7 @@ MASKS = [
     (rb"^STAT (hash_bytes|response_obj_bytes|response_obj_count|read_buf_count"
      rb"|read_buf_bytes|read_buf_bytes_free) .*$", rb"STAT \1 {*}"),
     # Background LRU-maintainer / crawler threads run on timers: nondeterministic.
-    (rb"^STAT (lru_maintainer_juggles|lru_crawler_starts) .*$", rb"STAT \1 {*}"),
+    (rb"^STAT (lru_maintainer_juggles|lru_crawler_starts|lru_crawler_running) .*$", rb"STAT \1 {*}"),
     # The segmented-LRU maintainer thread moves items HOT->COLD on its own
     # schedule, so per-segment counts/moves/hits and crawler work are timing
     # dependent; stats items ages are seconds since last access (clock).
