@@ -173,11 +173,16 @@ pub fn class_sizes(cfg: &SlabConfig, page_size: usize) -> Vec<usize> {
             }
         }
     } else {
-        let mut size = align(cfg.header + cfg.min_space);
+        // Geometric sizes rounded up to 8, compounding the exact (unrounded) size: memcached
+        // compounds the rounded one, which drifts upwards and wastes more per chunk.
+        let base = (cfg.header + cfg.min_space) as f64;
         let stop = (cfg.chunk_max as f64 / cfg.factor) as usize;
+        let mut exact = base;
+        let mut size = align(base as usize);
         while out.len() < MAX_CLASSES - 1 && size < stop {
             out.push(size);
-            let next = align((size as f64 * cfg.factor) as usize);
+            exact *= cfg.factor;
+            let next = align(exact.ceil() as usize);
             size = if next > size { next } else { size + CHUNK_ALIGN };
         }
         out.push(cfg.chunk_max);
@@ -539,6 +544,14 @@ mod tests {
         assert!(sizes.windows(2).all(|w| w[1] > w[0] && w[1] % 8 == 0));
         assert_eq!(*sizes.last().unwrap(), 1 << 20);
         assert_eq!(sizes[sizes.len() - 2], 512 * 1024);
+    }
+
+    #[test]
+    fn a_120_byte_payload_fits_a_152_byte_chunk() {
+        // 20-byte key + 100-byte value + 28-byte header = 148 bytes
+        let sizes = class_sizes(&cfg(64), 1 << 20);
+        let fit = sizes.iter().find(|&&s| s >= 148).unwrap();
+        assert_eq!(*fit, 152, "{sizes:?}");
     }
 
     #[test]
