@@ -13,27 +13,33 @@
 //! * `cas`, `vlen`, `flags` and the value bytes are written while RESERVED, or while LINKED by
 //!   the holder of the item's shard lock, and read under that lock.
 //!
-//! Layout (28 bytes, then key, then value; chunks are 8-aligned):
+//! Layout (24 bytes, 4 more for non-zero client flags, then key, then value; chunks are
+//! 8-aligned). As in memcached, flags that are 0 take no space; bit 7 of the class byte says
+//! whether they are present.
 //! ```text
-//!  0 cas u64 | 8 exptime u32 | 12 atime u32 | 16 vlen u32 | 20 flags u32
-//! 24 state u8 | 25 bits u8 | 26 klen u8 | 27 class u8 | 28 key.. | value..
+//!  0 cas u64 | 8 exptime u32 | 12 atime u32 | 16 vlen u32
+//! 20 state u8 | 21 bits u8 | 22 klen u8 | 23 class u8 (bit 7: flags present)
+//! 24 [flags u32] | key.. | value..
 //! ```
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
-/// Bytes of metadata before the key.
-pub const HEADER: usize = 28;
+/// Bytes of metadata before the key (4 more when the client flags are not 0).
+pub const HEADER: usize = 24;
+
+/// Class-byte bit: client flags are stored (non-zero).
+const HAS_FLAGS: u8 = 0x80;
 
 const OFF_CAS: usize = 0;
 const OFF_EXPTIME: usize = 8;
 const OFF_ATIME: usize = 12;
 const OFF_VLEN: usize = 16;
-const OFF_FLAGS: usize = 20;
-const OFF_STATE: usize = 24;
-const OFF_BITS: usize = 25;
-const OFF_KLEN: usize = 26;
-const OFF_CLASS: usize = 27;
+const OFF_STATE: usize = 20;
+const OFF_BITS: usize = 21;
+const OFF_KLEN: usize = 22;
+const OFF_CLASS: usize = 23;
+const OFF_FLAGS: usize = 24;
 
 /// Chunk state: on no list, owned by nobody (free list or uncarved).
 pub const STATE_FREE: u8 = 0;
@@ -111,22 +117,25 @@ impl ItemPtr {
     /// `value_len` bytes of value space are left for `value_mut` to fill.
     pub fn init(self, class: u8, key: &[u8], flags: u32, exptime: u32, now: u32, value_len: usize) {
         debug_assert!(key.len() <= u8::MAX as usize);
-        // SAFETY: the chunk is RESERVED (exclusively ours) and at least HEADER + key + value
-        // bytes long because the caller chose the class from that size.
+        debug_assert!(class & HAS_FLAGS == 0);
+        // SAFETY: exclusive, in bounds; written first because key_off() reads it.
+        unsafe {
+            *self.at(OFF_KLEN) = key.len() as u8;
+            *self.at(OFF_CLASS) = if flags != 0 { class | HAS_FLAGS } else { class };
+        }
+        if flags != 0 {
+            self.write_u32(OFF_FLAGS, flags);
+        }
+        // SAFETY: the chunk is RESERVED (exclusively ours) and at least item_size(key, value,
+        // flags) bytes long because the caller chose the class from that size.
         unsafe {
             std::ptr::write(self.at(OFF_CAS) as *mut u64, 0);
-            std::ptr::copy_nonoverlapping(key.as_ptr(), self.at(HEADER), key.len());
+            std::ptr::copy_nonoverlapping(key.as_ptr(), self.at(self.key_off()), key.len());
         }
         self.atomic_u32(OFF_EXPTIME).store(exptime, Ordering::Relaxed);
         self.atomic_u32(OFF_ATIME).store(now, Ordering::Relaxed);
         self.write_u32(OFF_VLEN, value_len as u32);
-        self.write_u32(OFF_FLAGS, flags);
         self.atomic_u8(OFF_BITS).store(0, Ordering::Relaxed);
-        // SAFETY: exclusive, in bounds.
-        unsafe {
-            *self.at(OFF_KLEN) = key.len() as u8;
-            *self.at(OFF_CLASS) = class;
-        }
     }
 
     /// Chunk state (FREE / RESERVED / LINKED).
@@ -190,7 +199,23 @@ impl ItemPtr {
 
     #[inline]
     pub fn flags(self) -> u32 {
-        self.read_u32(OFF_FLAGS)
+        if self.class_byte() & HAS_FLAGS != 0 {
+            self.read_u32(OFF_FLAGS)
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    fn class_byte(self) -> u8 {
+        // SAFETY: immutable while the chunk is allocated; in bounds.
+        unsafe { *self.at(OFF_CLASS) }
+    }
+
+    /// Offset of the key: after the header and, when present, the flags.
+    #[inline]
+    fn key_off(self) -> usize {
+        HEADER + if self.class_byte() & HAS_FLAGS != 0 { 4 } else { 0 }
     }
 
     #[inline]
@@ -207,27 +232,26 @@ impl ItemPtr {
     /// Slab class the chunk belongs to.
     #[inline]
     pub fn class(self) -> u8 {
-        // SAFETY: immutable while the chunk is allocated; in bounds.
-        unsafe { *self.at(OFF_CLASS) }
+        self.class_byte() & !HAS_FLAGS
     }
 
     /// Bytes this item occupies (header + key + value), as reported in `bytes`.
     #[inline]
     pub fn total(self) -> usize {
-        HEADER + self.klen() + self.vlen()
+        self.key_off() + self.klen() + self.vlen()
     }
 
     #[inline]
     pub fn key<'a>(self) -> &'a [u8] {
         // SAFETY: the key is immutable while the chunk is allocated; callers only hold the
         // slice while the item cannot be freed and reused (module rules).
-        unsafe { std::slice::from_raw_parts(self.at(HEADER), self.klen()) }
+        unsafe { std::slice::from_raw_parts(self.at(self.key_off()), self.klen()) }
     }
 
     #[inline]
     pub fn value<'a>(self) -> &'a [u8] {
         // SAFETY: read under the shard lock; the returned slice must not outlive it.
-        unsafe { std::slice::from_raw_parts(self.at(HEADER + self.klen()), self.vlen()) }
+        unsafe { std::slice::from_raw_parts(self.at(self.key_off() + self.klen()), self.vlen()) }
     }
 
     /// The value bytes, for filling a RESERVED item or rewriting a LINKED one in place under
@@ -236,14 +260,21 @@ impl ItemPtr {
     #[allow(clippy::mut_from_ref)]
     pub fn value_mut<'a>(self) -> &'a mut [u8] {
         // SAFETY: exclusive access per the module rules; in bounds.
-        unsafe { std::slice::from_raw_parts_mut(self.at(HEADER + self.klen()), self.vlen()) }
+        unsafe { std::slice::from_raw_parts_mut(self.at(self.key_off() + self.klen()), self.vlen()) }
     }
 }
 
-/// Bytes a chunk needs for an item with this key and value.
+/// Bytes a chunk needs for an item with this key and value, whatever its flags (the upper
+/// bound: used to decide whether an item can ever fit).
 #[inline]
 pub fn item_size(klen: usize, vlen: usize) -> usize {
-    HEADER + klen + vlen
+    HEADER + 4 + klen + vlen
+}
+
+/// Bytes a chunk needs for an item with this key, value and client flags.
+#[inline]
+pub fn item_size_flags(klen: usize, vlen: usize, flags: u32) -> usize {
+    HEADER + if flags != 0 { 4 } else { 0 } + klen + vlen
 }
 
 #[cfg(test)]
@@ -268,7 +299,16 @@ mod tests {
         assert_eq!(it.cas(), 42);
         assert_eq!(it.class(), 3);
         assert_eq!(it.state(), STATE_RESERVED);
-        assert_eq!(it.total(), HEADER + 5 + 4);
+        assert_eq!(it.total(), HEADER + 4 + 5 + 4);
+        assert_eq!(it.total(), item_size_flags(5, 4, 0xdead_beef));
+        // flags 0 take no space
+        let mut mem2 = vec![0u64; 32];
+        // SAFETY: as above.
+        let it2 = unsafe { ItemPtr::from_raw(NonNull::new(mem2.as_mut_ptr() as *mut u8).unwrap()) };
+        it2.init(3, b"hello", 0, 0, 0, 2);
+        it2.value_mut().copy_from_slice(b"xy");
+        assert_eq!((it2.flags(), it2.class(), it2.key(), it2.value()), (0, 3, &b"hello"[..], &b"xy"[..]));
+        assert_eq!(it2.total(), HEADER + 5 + 2);
         it.set_bits(BIT_ACTIVE | BIT_STALE);
         it.clear_bits(BIT_ACTIVE);
         assert_eq!(it.bits(), BIT_STALE);

@@ -750,7 +750,7 @@ impl Store {
     /// Allocate and fill a new item (RESERVED, not linked).
     fn build(&self, key: &[u8], parts: &[&[u8]], flags: u32, exptime_rel: u32) -> Option<ChunkRef> {
         let vlen: usize = parts.iter().map(|p| p.len()).sum();
-        let size = item::item_size(key.len(), vlen);
+        let size = item::item_size_flags(key.len(), vlen, flags);
         let r = self.alloc(size)?;
         let class = self.slabs.class_for(size)?;
         let it = self.slabs.ptr_in(class, r);
@@ -899,7 +899,7 @@ impl Store {
             if self.too_large(req.key.len(), vlen, flags) {
                 return (StoreOutcome::NotStored, none);
             }
-            let size = item::item_size(req.key.len(), vlen);
+            let size = item::item_size_flags(req.key.len(), vlen, flags);
             let Some(r) = self.alloc(size) else {
                 return (StoreOutcome::NotStored, none);
             };

@@ -239,7 +239,7 @@ fn items_carry_their_class_and_freed_chunks_return_to_it() {
     let s = store_with(8, true);
     set(&s, b"a", b"x");
     let class = s.get(b"a", GetOpts::GET, |e| e.class()).unwrap();
-    assert_eq!(class as usize, s.slabs().class_for(item::item_size(1, 1)).unwrap() as usize);
+    assert_eq!(class as usize, s.slabs().class_for(item::item_size_flags(1, 1, 0)).unwrap() as usize);
     let used = |s: &Store| s.snapshot().classes.iter().map(|c| c.used).sum::<u64>();
     assert_eq!(used(&s), 1);
     s.delete(b"a", 0);
