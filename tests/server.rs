@@ -621,3 +621,21 @@ fn memcached_exporter_can_scrape_everything() {
         assert!(slabs[k].parse::<u64>().is_ok(), "{k}");
     }
 }
+
+/// Checked against memcached 1.6.18 by hand: a bad data chunk still counts as a set, and
+/// delete/incr hits are booked to the item's slab class.
+#[test]
+fn per_class_counters_like_memcached() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    s.write_all(b"set k 0 0 2\r\nabcd\r\nset a 0 0 1\r\nx\r\nincr a 1\r\nset n 0 0 1\r\n5\r\nincr n 1\r\ndelete n\r\n")
+        .unwrap();
+    let want = b"CLIENT_ERROR bad data chunk\r\nERROR\r\nSTORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nSTORED\r\n6\r\nDELETED\r\n";
+    assert_eq!(common::read_n(&mut s, want.len()), want);
+    let slabs = stats(&mut s, "slabs");
+    assert_eq!(slabs["1:cmd_set"], "3");
+    assert_eq!(slabs["1:delete_hits"], "1");
+    assert_eq!(slabs["1:incr_hits"], "1");
+    let general = stats(&mut s, "");
+    assert_eq!(general["cmd_set"], "3");
+}

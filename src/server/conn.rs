@@ -15,7 +15,7 @@ use mio::{Interest, Registry, Token};
 use super::text;
 use super::{ConnInfo, Shared};
 use crate::config::Binding;
-use crate::protocol::text::{self as ptext, reply, Command, Frame};
+use crate::protocol::text::{self as ptext, Command, Frame};
 use crate::stats::ThreadStats;
 use crate::storage::Miss;
 
@@ -320,9 +320,7 @@ impl Conn {
                             self.need = 0;
                             let data = &rest[consumed..consumed + sc.bytes];
                             if &rest[consumed + sc.bytes..total] != b"\r\n" {
-                                if !sc.noreply {
-                                    out.extend_from_slice(reply::BAD_CHUNK);
-                                }
+                                text::bad_chunk(ctx, &sc, out);
                             } else {
                                 text::store(ctx, &sc, data, out);
                             }

@@ -11,7 +11,7 @@ use super::report;
 use crate::config::VERSION;
 use crate::protocol::text::{self as ptext, reply, Command, StoreCmd, StoreKind};
 use crate::protocol::KEY_MAX;
-use crate::storage::{item, DeleteOutcome, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
+use crate::storage::{item, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
 
 #[inline]
 fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
@@ -41,6 +41,15 @@ pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) -> bool
     true
 }
 
+/// A data block not ended by CRLF: memcached has already allocated the item, so it counts as a
+/// set of that size class, then replies `bad data chunk`.
+pub fn bad_chunk(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) {
+    let class =
+        ctx.shared.store.slabs().class_for(item::item_size_flags(sc.key.len(), sc.bytes, sc.flags)).unwrap_or(0);
+    ctx.stats.slab[class as usize].set_cmds.inc();
+    put(out, sc.noreply, reply::BAD_CHUNK);
+}
+
 /// A storage command with its data block.
 pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
     let store = &ctx.shared.store;
@@ -55,7 +64,8 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
     ctx.shared.detail.set(sc.key);
     let mut req = StoreReq::new(mode, sc.key, data, sc.flags, sc.exptime);
     req.cas = sc.cas;
-    let class = store.slabs().class_for(item::item_size(sc.key.len(), data.len())).unwrap_or(0) as usize;
+    let class =
+        store.slabs().class_for(item::item_size_flags(sc.key.len(), data.len(), sc.flags)).unwrap_or(0) as usize;
     let slab = &ctx.stats.slab[class];
     let outcome = store.store(&req);
     if !matches!(outcome, StoreOutcome::NoMemory | StoreOutcome::TooLarge) {
@@ -98,41 +108,45 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
         Command::Store(_) => unreachable!("storage commands are handled with their data"),
         Command::Delete { key, noreply } => {
             sh.detail.delete(key);
-            let r = match store.delete(key, 0) {
-                DeleteOutcome::Deleted => {
-                    ctx.stats.slab[0].delete_hits.inc();
+            // remove under the item lock, learning its slab class for `stats slabs`
+            let r = match store.update(key, |e| (e.class(), true)) {
+                Ok(class) => {
+                    ctx.stats.slab[class as usize].delete_hits.inc();
                     reply::DELETED
                 }
-                _ => {
+                Err(_) => {
                     ctx.stats.delete_misses.inc();
                     reply::NOT_FOUND
                 }
             };
             put(out, noreply, r);
         }
-        Command::Arith { incr, key, delta, noreply } => match store.delta(key, incr, delta, 0, None, None) {
-            DeltaOutcome::Value { value, .. } => {
-                if incr {
-                    ctx.stats.slab[0].incr_hits.inc();
-                } else {
-                    ctx.stats.slab[0].decr_hits.inc();
+        Command::Arith { incr, key, delta, noreply } => {
+            match store.delta_with(key, incr, delta, 0, None, None, |e, v| (e.class(), v)) {
+                Ok((class, value)) => {
+                    let slab = &ctx.stats.slab[class as usize];
+                    if incr {
+                        slab.incr_hits.inc();
+                    } else {
+                        slab.decr_hits.inc();
+                    }
+                    if !noreply {
+                        num(out, value);
+                        out.extend_from_slice(b"\r\n");
+                    }
                 }
-                if !noreply {
-                    num(out, value);
-                    out.extend_from_slice(b"\r\n");
+                Err(DeltaOutcome::NotFound | DeltaOutcome::Exists) => {
+                    if incr {
+                        ctx.stats.incr_misses.inc();
+                    } else {
+                        ctx.stats.decr_misses.inc();
+                    }
+                    put(out, noreply, reply::NOT_FOUND);
                 }
+                Err(DeltaOutcome::NonNumeric) => put(out, noreply, reply::NON_NUMERIC),
+                Err(DeltaOutcome::NoMemory | DeltaOutcome::Value { .. }) => put(out, noreply, reply::NO_MEMORY_DELTA),
             }
-            DeltaOutcome::NotFound | DeltaOutcome::Exists => {
-                if incr {
-                    ctx.stats.incr_misses.inc();
-                } else {
-                    ctx.stats.decr_misses.inc();
-                }
-                put(out, noreply, reply::NOT_FOUND);
-            }
-            DeltaOutcome::NonNumeric => put(out, noreply, reply::NON_NUMERIC),
-            DeltaOutcome::NoMemory => put(out, noreply, reply::NO_MEMORY_DELTA),
-        },
+        }
         Command::Touch { key, exptime, noreply } => {
             ctx.stats.touch_cmds.inc();
             match store.get(key, GetOpts::touch(exptime), |e| e.class()) {
