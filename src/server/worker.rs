@@ -47,6 +47,14 @@ pub struct Worker {
     output: Vec<u8>,
 }
 
+/// Serve `conn` again after the events at hand, once (not when it is closing).
+fn requeue(ready: &mut Vec<usize>, conn: &mut Conn, t: usize) {
+    if !conn.queued && !conn.closing {
+        conn.queued = true;
+        ready.push(t);
+    }
+}
+
 /// Write as much of `out` as the socket takes. A write error marks the connection for a hard
 /// close (pending output is dropped).
 fn write_some(conn: &mut Conn, out: &[u8]) -> usize {
@@ -276,20 +284,16 @@ impl Worker {
             Outcome::Close => conn.closing = true,
             Outcome::Yield => {
                 stats.conn_yields.inc();
-                if !conn.queued {
-                    conn.queued = true;
-                    self.ready.push(t);
-                }
+                requeue(&mut self.ready, &mut conn, t);
             }
             Outcome::Continue | Outcome::Blocked => {}
         }
         if eof {
             conn.closing = true;
         }
-        if more_to_read && !conn.closing && !conn.queued {
+        if more_to_read {
             // The socket may still hold data and edge-triggered readiness will not say so again.
-            conn.queued = true;
-            self.ready.push(t);
+            requeue(&mut self.ready, &mut conn, t);
         }
 
         // Keep leftovers; return the scratch buffers.
@@ -329,16 +333,11 @@ impl Worker {
                 self.output = output;
             }
         }
-        if outcome == Outcome::Blocked && conn.wbuf.is_empty() && !conn.closing && !conn.queued {
+        if outcome == Outcome::Blocked && conn.wbuf.is_empty() {
             // Stopped for output room and the socket took it all: continue with the input.
-            conn.queued = true;
-            self.ready.push(t);
+            requeue(&mut self.ready, &mut conn, t);
         }
-        if conn.closing && conn.wbuf.is_empty() {
-            self.release(conn, t);
-        } else {
-            self.conns[t] = Some(conn);
-        }
+        self.put_back(conn, t);
     }
 
     /// Write pending output after a writable event; resume reading if it drained.
@@ -354,12 +353,16 @@ impl Worker {
                 let mut out = out;
                 out.drain(..written);
                 conn.wbuf = out;
-            } else if !conn.rbuf.is_empty() && !conn.queued && !conn.closing {
+            } else if !conn.rbuf.is_empty() {
                 // Input was held back by backpressure: process it now.
-                conn.queued = true;
-                self.ready.push(t);
+                requeue(&mut self.ready, &mut conn, t);
             }
         }
+        self.put_back(conn, t);
+    }
+
+    /// Return a connection to its slot, or release it once it is closing with nothing to send.
+    fn put_back(&mut self, conn: Conn, t: usize) {
         if conn.closing && conn.wbuf.is_empty() {
             self.release(conn, t);
         } else {
