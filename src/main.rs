@@ -100,6 +100,7 @@ fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<(), St
 }
 
 fn run(config: Config) -> Result<(), (String, u8)> {
+    let signals = process::install_signals().map_err(|e| (format!("signals: {e}"), 71))?;
     process::check_root(&config).map_err(|m| (m, EX_USAGE as u8))?;
     if config.maxconns <= rustcached::server::report::RESERVED_FDS + 2 {
         return Err(("Maxconns setting is too low, use -c to increase.".into(), 1));
@@ -112,7 +113,7 @@ fn run(config: Config) -> Result<(), (String, u8)> {
     }
     let pidfile = process::PidFile::create(config.pidfile.as_deref());
     let handle = server.handle();
-    process::spawn_signal_thread(handle).map_err(|e| (format!("signals: {e}"), 71))?;
+    process::spawn_signal_thread(signals, handle).map_err(|e| (format!("signals: {e}"), 71))?;
     if config.metrics_port != 0 {
         let addr = std::net::SocketAddr::new(config.metrics_addr, config.metrics_port);
         let bound = rustcached::metrics::spawn(server.shared().clone(), addr)

@@ -155,8 +155,14 @@ impl std::io::Write for LogFile {
 }
 
 /// SIGTERM/SIGINT/SIGUSR1 stop the server; SIGHUP reopens the log file.
-pub fn spawn_signal_thread(handle: ServerHandle) -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;
+/// Catch the signals we handle. Called first thing, so that a SIGHUP (log rotation) arriving
+/// while we start up cannot kill the process with its default action.
+pub fn install_signals() -> std::io::Result<Signals> {
+    Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+}
+
+/// Handle the caught signals on a thread of their own.
+pub fn spawn_signal_thread(mut signals: Signals, handle: ServerHandle) -> std::io::Result<()> {
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for sig in signals.forever() {
             match sig {
