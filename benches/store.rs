@@ -46,27 +46,31 @@ fn bench_store(c: &mut Criterion) {
             small.store(&StoreReq::new(Mode::Set, format!("e{n}").as_bytes(), &v, 0, 0))
         })
     });
-    for threads in [1usize, 2, 4] {
-        g.throughput(Throughput::Elements(threads as u64 * 10_000));
-        g.bench_function(format!("mixed_90_10_x{threads}"), |b| {
-            b.iter(|| {
-                std::thread::scope(|sc| {
-                    for t in 0..threads {
-                        let (s, ks, v) = (&s, &ks, &v);
-                        sc.spawn(move || {
-                            for j in 0..10_000usize {
-                                let k = &ks[(j * 7919 + t * 104729) % ks.len()];
-                                if j % 10 == 0 {
-                                    s.store(&StoreReq::new(Mode::Set, k, v, 0, 0));
-                                } else {
-                                    let _ = s.get(k, GetOpts::GET, |e| e.value().len());
+    // Wide: threads spread over 100,000 keys. Hot: every thread on the same 100 keys, so they
+    // meet on the same lock stripes and (for the sets) the same slab class.
+    for (name, span) in [("mixed_90_10", ks.len()), ("hot_90_10", 100)] {
+        for threads in [1usize, 2, 4] {
+            g.throughput(Throughput::Elements(threads as u64 * 10_000));
+            g.bench_function(format!("{name}_x{threads}"), |b| {
+                b.iter(|| {
+                    std::thread::scope(|sc| {
+                        for t in 0..threads {
+                            let (s, ks, v) = (&s, &ks, &v);
+                            sc.spawn(move || {
+                                for j in 0..10_000usize {
+                                    let k = &ks[(j * 7919 + t * 104729) % span];
+                                    if j % 10 == 0 {
+                                        s.store(&StoreReq::new(Mode::Set, k, v, 0, 0));
+                                    } else {
+                                        let _ = s.get(k, GetOpts::GET, |e| e.value().len());
+                                    }
                                 }
-                            }
-                        });
-                    }
+                            });
+                        }
+                    })
                 })
-            })
-        });
+            });
+        }
     }
     g.finish();
 }

@@ -237,6 +237,20 @@ fn expiry_uses_the_server_clock() {
     expect(&mut s, b"get f forever\r\n", b"END\r\n");
 }
 
+/// Last-access time as memcached 1.6.18 keeps it: the first fetch marks the item fetched
+/// (`h1` from then on) without moving its time; the second fetch moves it.
+#[test]
+fn first_fetch_leaves_last_access_time() {
+    let srv = Server::start(&["-o", "debug_time"]);
+    let mut s = srv.connect();
+    expect(&mut s, b"set la 0 0 1\r\nx\r\ndebugtime 2\r\n", b"STORED\r\nOK\r\n");
+    expect(&mut s, b"mg la l h\r\n", b"HD l2 h0\r\n");
+    expect(&mut s, b"debugtime 2\r\n", b"OK\r\n");
+    expect(&mut s, b"mg la l h\r\n", b"HD l4 h1\r\n");
+    expect(&mut s, b"debugtime 1\r\n", b"OK\r\n");
+    expect(&mut s, b"mg la l h\r\n", b"HD l1 h1\r\n");
+}
+
 #[test]
 fn debugtime_is_refused_without_the_option() {
     let srv = Server::start(&[]);

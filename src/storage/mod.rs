@@ -42,6 +42,22 @@ pub use item::{BIT_KEY_BINARY as KEY_BINARY, BIT_STALE as STALE, BIT_TOKEN_SENT 
 /// Longest key memcached accepts.
 pub const KEY_MAX: usize = 250;
 
+/// Record a fetch on a live item (its shard lock held). The first fetch marks it FETCHED and
+/// ACTIVE but leaves the last-access time alone, as memcached does (its time moves on the
+/// second fetch, `mg k l` shows that); later fetches move the time. Nothing is written that
+/// already holds the value, so many readers of one hot item share its header's cache line
+/// instead of bouncing it between cores (store/hot_90_10_x2: see the commit message).
+#[inline]
+fn mark_fetched(it: ItemPtr, now: u32) {
+    let bits = it.bits();
+    if bits & (BIT_ACTIVE | BIT_FETCHED) != BIT_ACTIVE | BIT_FETCHED {
+        it.set_bits(BIT_ACTIVE | BIT_FETCHED);
+    }
+    if bits & BIT_FETCHED != 0 && it.atime() != now {
+        it.set_atime(now);
+    }
+}
+
 /// How the store is sized and behaves.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -258,8 +274,7 @@ impl Entry<'_> {
     /// Count an access now: LRU second chance, FETCHED, last-access time. For callers that
     /// read with `GetOpts { bump: false, .. }` and decide afterwards.
     pub fn bump(&self) {
-        self.it.set_atime(self.store.clock.now());
-        self.it.set_bits(BIT_ACTIVE | BIT_FETCHED);
+        mark_fetched(self.it, self.store.clock.now());
     }
     /// Give the item a new CAS unique (or the one given), returning it.
     pub fn renew_cas(&self, cas: Option<u64>) -> u64 {
@@ -518,8 +533,7 @@ impl Store {
             it.set_exptime(self.clock.realtime(t));
         }
         if opts.bump {
-            it.set_atime(now);
-            it.set_bits(BIT_ACTIVE | BIT_FETCHED);
+            mark_fetched(it, now);
         }
         f(&entry)
     }
