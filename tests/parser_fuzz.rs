@@ -1,6 +1,7 @@
 //! A deterministic fuzz pass over the text parser, run by `cargo test` (the coverage-guided
 //! targets in fuzz/ run the same invariants under cargo-fuzz).
 
+use rustcached::protocol::metadump::{parse_classes, uri_decode, uri_encode};
 use rustcached::protocol::text::{frame, keys, parse, Command, Frame};
 use rustcached::protocol::KEY_MAX;
 
@@ -32,6 +33,8 @@ const SEEDS: &[&[u8]] = &[
     b"stats detail dump\r\n",
     b"mg key v t c\r\n",
     b"lru_crawler sleep 100\r\n",
+    b"lru_crawler metadump 1,,2\r\n",
+    b"lru_crawler crawl all\r\n",
     b"cache_memlimit 100\r\n",
 ];
 
@@ -76,6 +79,16 @@ fn check(data: &[u8]) {
                 }
                 Command::Delete { key, .. } | Command::Touch { key, .. } | Command::Arith { key, .. } => {
                     assert!(key.len() <= KEY_MAX)
+                }
+                Command::LruCrawler { arg, .. } => {
+                    // class lists never select class 0; uri-encoding round-trips
+                    if let Some(mask) = parse_classes(arg, true) {
+                        assert_eq!(mask & 1, 0);
+                    }
+                    let mut enc = Vec::new();
+                    uri_encode(arg, &mut enc);
+                    assert!(enc.iter().all(|b| b.is_ascii_graphic()));
+                    assert_eq!(uri_decode(&enc), arg);
                 }
                 Command::Error { reply, .. } => assert!(reply.ends_with(b"\r\n")),
                 _ => {}

@@ -3,6 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rustcached::protocol::text::{frame, keys, parse, Command, Frame, LINE_MAX};
+use rustcached::protocol::metadump::{parse_classes, uri_decode, uri_encode};
 use rustcached::protocol::KEY_MAX;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,6 +26,16 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Command::Delete { key, .. } | Command::Touch { key, .. } | Command::Arith { key, .. } => {
                     assert!(key.len() <= KEY_MAX && !key.contains(&b' '));
+                }
+                Command::LruCrawler { arg, .. } => {
+                    // class lists never select class 0; uri-encoding round-trips
+                    if let Some(mask) = parse_classes(arg, true) {
+                        assert_eq!(mask & 1, 0);
+                    }
+                    let mut enc = Vec::new();
+                    uri_encode(arg, &mut enc);
+                    assert!(enc.iter().all(|b| b.is_ascii_graphic()));
+                    assert_eq!(uri_decode(&enc), arg);
                 }
                 Command::Error { reply, .. } => assert!(reply.ends_with(b"\r\n")),
                 _ => {}

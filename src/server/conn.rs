@@ -171,6 +171,8 @@ pub enum Step {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Continue,
+    /// Start streaming `lru_crawler metadump` for these slab classes (bit i = class i).
+    Dump(u64),
     /// Stop reading, write what is pending, close.
     Close,
 }
@@ -227,6 +229,8 @@ pub struct Conn {
     pub info: Arc<ConnInfo>,
     /// Binary-protocol state: SASL authentication, a refused body being discarded.
     pub binary: super::binary::State,
+    /// An `lru_crawler metadump` being streamed; later requests wait for it.
+    pub dump: Option<Box<super::dump::Dump>>,
 }
 
 impl Conn {
@@ -244,6 +248,7 @@ impl Conn {
             broken: false,
             info,
             binary: super::binary::State::default(),
+            dump: None,
         }
     }
 
@@ -257,6 +262,12 @@ impl Conn {
     pub fn process(&mut self, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>, mut budget: usize) -> (usize, Outcome) {
         let mut pos = 0;
         loop {
+            if let Some(dump) = &mut self.dump {
+                if !dump.more(ctx, out) {
+                    return (pos, Outcome::Blocked);
+                }
+                self.dump = None;
+            }
             if self.swallow > 0 {
                 let n = self.swallow.min(input.len() - pos);
                 self.swallow -= n;
@@ -326,10 +337,11 @@ impl Conn {
                             }
                             pos += total;
                         } else {
-                            let action = text::execute(ctx, cmd, out);
                             pos += consumed;
-                            if action == Action::Close {
-                                return (pos, Outcome::Close);
+                            match text::execute(ctx, cmd, out) {
+                                Action::Continue => {}
+                                Action::Close => return (pos, Outcome::Close),
+                                Action::Dump(classes) => self.dump = Some(Box::new(super::dump::Dump::new(classes))),
                             }
                         }
                     }

@@ -13,6 +13,7 @@
 pub mod binary;
 pub mod conn;
 pub mod detail;
+pub mod dump;
 pub mod listener;
 pub mod meta;
 pub mod report;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub verbosity: AtomicU32,
     /// Set when the server must stop.
     pub stopping: AtomicBool,
+    /// The background crawler runs (`-o no_lru_crawler`, `lru_crawler enable|disable`).
+    pub crawler_enabled: AtomicBool,
     /// `stats detail` prefix counters.
     pub detail: detail::Detail,
     /// Open connections and listeners by fd, for `stats conns`.
@@ -124,6 +127,7 @@ impl Server {
             verbosity: AtomicU32::new(config.verbose as u32),
             stats: Stats::new(config.threads),
             detail: detail::Detail::new(config.prefix_delimiter, config.detail_enabled),
+            crawler_enabled: AtomicBool::new(config.lru_crawler),
             config,
             store,
             started: Instant::now(),
@@ -215,7 +219,7 @@ fn spawn_maintenance(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
                 last_tick = Instant::now();
             }
             shared.clock().tick();
-            if shared.config.lru_crawler {
+            if shared.crawler_enabled.load(Ordering::Relaxed) {
                 let end = (cursor + per_tick).min(shards);
                 shared.store.crawl(cursor, end);
                 cursor = if end >= shards { 0 } else { end };

@@ -222,7 +222,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
                 out.extend_from_slice(b"NOSPARE source class has no spare pages\r\n");
             }
         }
-        Command::LruCrawler { sub, arg, nargs } => lru_crawler(ctx, sub, arg, nargs, out),
+        Command::LruCrawler { sub, arg, nargs } => return lru_crawler(ctx, sub, arg, nargs, out),
         Command::Close => return Action::Close,
         Command::Error { reply, noreply } => put(out, noreply, reply),
     }
@@ -270,13 +270,21 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<
     out.extend_from_slice(reply::END);
 }
 
-/// `lru_crawler`: our expiry crawler runs continuously, so the knobs are accepted and
-/// validated as memcached validates them; `crawl` triggers a full pass.
-fn lru_crawler(ctx: &Ctx<'_>, sub: &[u8], arg: &[u8], nargs: usize, out: &mut Vec<u8>) {
+/// `lru_crawler`: the background expiry crawler (`enable`/`disable`, `crawl` runs a full pass
+/// now), its memcached tuning knobs (validated, then ignored: ours paces itself), and
+/// `metadump`, which hands the connection a streaming cursor (`server::dump`).
+fn lru_crawler(ctx: &Ctx<'_>, sub: &[u8], arg: &[u8], nargs: usize, out: &mut Vec<u8>) -> Action {
+    use crate::protocol::metadump::parse_classes;
     use crate::protocol::num::strtoul32;
-    let store = &ctx.shared.store;
+    const DISABLED: &[u8] = b"CLIENT_ERROR lru crawler disabled\r\n";
+    const BADCLASS: &[u8] = b"BADCLASS invalid class id\r\n";
+    let sh = ctx.shared;
+    let enabled = sh.crawler_enabled.load(Ordering::Relaxed);
     let r: &[u8] = match (sub, nargs) {
-        (b"enable" | b"disable", 1) => reply::OK,
+        (b"enable" | b"disable", 1) => {
+            sh.crawler_enabled.store(sub == b"enable", Ordering::Relaxed);
+            reply::OK
+        }
         (b"sleep", 2) => match strtoul32(arg) {
             Some(us) if us <= 1_000_000 => reply::OK,
             Some(_) => b"CLIENT_ERROR sleep must be one second or less\r\n",
@@ -286,19 +294,27 @@ fn lru_crawler(ctx: &Ctx<'_>, sub: &[u8], arg: &[u8], nargs: usize, out: &mut Ve
             Some(_) => reply::OK,
             None => reply::BAD_FORMAT,
         },
-        (b"crawl", 2) => {
-            let valid = arg == b"all"
-                || arg.split(|&b| b == b',').all(|id| strtoul32(id).is_some_and(|i| (1..63).contains(&i)));
-            if !valid {
-                b"BADCLASS invalid class id\r\n"
-            } else {
-                store.crawl(0, store.shard_count());
+        (b"crawl", 2) if !enabled => DISABLED,
+        (b"crawl", 2) => match parse_classes(arg, false) {
+            Some(_) => {
+                sh.store.crawl(0, sh.store.shard_count());
                 reply::OK
             }
-        }
+            None => BADCLASS,
+        },
+        (b"metadump", 2) if !enabled => DISABLED,
+        (b"metadump", 2) if !sh.config.dump_enabled => b"ERROR metadump not allowed\r\n",
+        // memcached streams the dump from its crawler thread and refuses while earlier
+        // replies of this connection are still queued.
+        (b"metadump", 2) if !out.is_empty() => b"ERROR cannot pipeline other commands before metadump\r\n",
+        (b"metadump", 2) => match parse_classes(arg, true) {
+            Some(classes) => return Action::Dump(classes),
+            None => BADCLASS,
+        },
         _ => reply::ERROR,
     };
     out.extend_from_slice(r);
+    Action::Continue
 }
 
 fn write_pairs(pairs: &report::Pairs, out: &mut Vec<u8>) {

@@ -362,8 +362,8 @@ impl Worker {
                 let mut out = out;
                 out.drain(..written);
                 conn.wbuf = out;
-            } else if !conn.rbuf.is_empty() {
-                // Input was held back by backpressure: process it now.
+            } else if !conn.rbuf.is_empty() || conn.dump.is_some() {
+                // Input (or a metadump) was held back by backpressure: go on with it now.
                 requeue(&mut self.ready, &mut conn, t);
             }
         }

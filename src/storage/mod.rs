@@ -1207,23 +1207,38 @@ impl Store {
         reclaimed
     }
 
-    /// Visit every live item (for `stats cachedump` and `lru_crawler metadump`); stops when `f`
-    /// returns false. Locks one stripe at a time.
+    /// Visit every live item (for `stats cachedump`); stops when `f` returns false. Locks one
+    /// stripe at a time.
     pub fn for_each(&self, mut f: impl FnMut(&Entry<'_>) -> bool) {
-        let now = self.clock.now();
-        for shard in self.shards.iter() {
-            let table = shard.index.lock();
-            for &r in table.iter() {
-                let it = self.slabs.ptr(r);
-                if self.dead(it, now).is_some() {
-                    continue;
-                }
-                let e = self.entry(it, false);
-                if !f(&e) {
-                    return;
-                }
+        for stripe in 0..self.shards.len() {
+            if !self.for_each_in(stripe, &mut f) {
+                return;
             }
         }
+    }
+
+    /// Visit the live items of one stripe (`0..shard_count()`), under its lock, so a long walk
+    /// (`lru_crawler metadump`) can be done a stripe at a time with pauses in between. Returns
+    /// false if `f` asked to stop.
+    pub fn for_each_in(&self, stripe: usize, mut f: impl FnMut(&Entry<'_>) -> bool) -> bool {
+        let Some(shard) = self.shards.get(stripe) else {
+            return true;
+        };
+        if shard.items.load(Ordering::Relaxed) == 0 {
+            return true;
+        }
+        let now = self.clock.now();
+        let table = shard.index.lock();
+        for &r in table.iter() {
+            let it = self.slabs.ptr(r);
+            if self.dead(it, now).is_some() {
+                continue;
+            }
+            if !f(&self.entry(it, false)) {
+                return false;
+            }
+        }
+        true
     }
 
     /// `stats reset`: zero the counters (not the items).
