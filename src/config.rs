@@ -25,10 +25,10 @@ pub const EX_USAGE: i32 = 64;
     args_override_self = true
 )]
 pub struct Args {
-    /// TCP port to listen on (0 = off)
-    #[arg(short = 'p', long = "port", default_value_t = 11211)]
-    pub port: u16,
-    /// UDP port to listen on (0 = off; UDP is not served, see README)
+    /// TCP port to listen on (0 = off) [default: 11211, or the UDP port when only -U is given]
+    #[arg(short = 'p', long = "port")]
+    pub port: Option<u16>,
+    /// UDP port to listen on (0 = off)
     #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
     pub udp_port: u16,
     /// UNIX socket to listen on (disables network support)
@@ -351,10 +351,15 @@ impl Config {
         if a.sasl && binding == Binding::Ascii {
             return Err(usage("ERROR: You cannot allow the ASCII protocol while using SASL."));
         }
-        let listen = if a.unix_socket.is_some() { Vec::new() } else { parse_listen(&a.listen, a.port)? };
+        if a.sasl && a.udp_port != 0 {
+            return Err(usage("ERROR: Cannot enable UDP while using binary SASL authentication."));
+        }
+        // memcached: `-U N` without `-p` moves TCP to N as well.
+        let port = a.port.unwrap_or(if a.udp_port != 0 { a.udp_port } else { 11211 });
+        let listen = if a.unix_socket.is_some() { Vec::new() } else { parse_listen(&a.listen, port)? };
         let delim = a.prefix_delimiter.as_deref().and_then(|d| d.chars().next()).unwrap_or(':');
         let mut c = Config {
-            port: a.port,
+            port,
             udp_port: a.udp_port,
             unix_socket: a.unix_socket.clone(),
             unix_mask,
@@ -595,6 +600,18 @@ mod tests {
         let mut v = vec!["rustcached"];
         v.extend_from_slice(args);
         Config::from_args(&Args::try_parse_from(v).map_err(|e| usage(e.to_string()))?)
+    }
+
+    #[test]
+    fn udp_port_alone_moves_tcp_too() {
+        assert_eq!((parse(&["-U", "2000"]).unwrap().port, parse(&["-U", "2000"]).unwrap().udp_port), (2000, 2000));
+        assert_eq!(parse(&["-U", "2000", "-p", "3000"]).unwrap().port, 3000);
+        assert_eq!(parse(&["-U", "0"]).unwrap().port, 11211);
+        let e = parse(&["-S", "-U", "2000"]).unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.code),
+            ("ERROR: Cannot enable UDP while using binary SASL authentication.", 64)
+        );
     }
 
     #[test]

@@ -97,3 +97,32 @@ fn check(data: &[u8]) {
         Frame::Incomplete | Frame::TooLong => assert!(!data.contains(&b'\n')),
     }
 }
+
+/// UDP framing: random datagrams and random retrieval replies never panic, and the split
+/// offsets always cover the reply in order.
+#[test]
+fn udp_framing_invariants_hold_on_random_bytes() {
+    use rustcached::protocol::udp::{datagrams, parse_request, retrieval_last_key, split_retrieval};
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut ends = Vec::new();
+    let pieces: &[&[u8]] = &[b"VALUE ", b"a ", b"0 ", b"2", b"5", b"\r\n", b"ab", b"END\r\n", b" ", b"x"];
+    for _ in 0..20_000 {
+        let mut d = Vec::new();
+        for _ in 0..rng.below(12) {
+            d.extend_from_slice(pieces[rng.below(pieces.len())]);
+        }
+        if let Some((_, body)) = parse_request(&d) {
+            assert_eq!(body.len(), d.len() - 8);
+        }
+        let _ = retrieval_last_key(&d);
+        split_retrieval(&d, b"a", &mut ends);
+        assert!(!ends.is_empty() && *ends.last().unwrap() == d.len());
+        assert!(ends.windows(2).all(|w| w[0] < w[1]), "{ends:?}");
+        let mut total = 0;
+        datagrams(1, &d, |g| {
+            assert!(g.len() > 8 && g.len() <= 1400);
+            total += g.len() - 8;
+        });
+        assert_eq!(total, d.len());
+    }
+}

@@ -19,10 +19,16 @@ use crate::protocol::text::{self as ptext, Command, Frame};
 use crate::stats::ThreadStats;
 use crate::storage::Miss;
 
-/// A connected socket.
+/// A connected socket, or none for the one-shot connection a UDP datagram is served as
+/// (its replies are sent by `server::udp`).
 pub enum Stream {
     Tcp(mio::net::TcpStream),
     Unix(mio::net::UnixStream),
+    Datagram,
+}
+
+fn no_stream() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "a datagram connection has no stream")
 }
 
 impl Read for Stream {
@@ -30,6 +36,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Datagram => Err(no_stream()),
         }
     }
 }
@@ -39,6 +46,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Datagram => Err(no_stream()),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -51,18 +59,21 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(r, t, i),
             Stream::Unix(s) => s.register(r, t, i),
+            Stream::Datagram => Err(no_stream()),
         }
     }
     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.reregister(r, t, i),
             Stream::Unix(s) => s.reregister(r, t, i),
+            Stream::Datagram => Err(no_stream()),
         }
     }
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.deregister(r),
             Stream::Unix(s) => s.deregister(r),
+            Stream::Datagram => Ok(()),
         }
     }
 }
@@ -250,6 +261,15 @@ impl Conn {
             binary: super::binary::State::default(),
             dump: None,
         }
+    }
+
+    /// Start over for the next datagram: UDP requests share nothing but the socket.
+    pub fn reset_for_datagram(&mut self) {
+        self.proto = Proto::Unknown;
+        self.swallow = 0;
+        self.need = 0;
+        self.closing = false;
+        self.dump = None;
     }
 
     /// The connection must close without writing anything more.

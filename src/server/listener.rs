@@ -78,6 +78,43 @@ fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
     Ok(s.into())
 }
 
+/// UDP sockets for `-U`: one per `-l` address (or the IPv4 and IPv6 wildcards), shared by
+/// every worker as memcached shares one socket between its threads. None with `-s`.
+pub fn bind_udp(c: &Config) -> io::Result<Vec<std::net::UdpSocket>> {
+    if c.udp_port == 0 || c.unix_socket.is_some() {
+        return Ok(Vec::new());
+    }
+    let addrs: Vec<SocketAddr> = if c.listen.is_empty() {
+        vec![
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), c.udp_port),
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), c.udp_port),
+        ]
+    } else {
+        c.listen.iter().map(|a| SocketAddr::new(a.ip(), c.udp_port)).collect()
+    };
+    let mut out = Vec::new();
+    for a in addrs {
+        let domain = if a.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+        let bound = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).and_then(|s| {
+            if a.is_ipv6() {
+                s.set_only_v6(true)?;
+            }
+            s.bind(&a.into())?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        });
+        match bound {
+            Ok(s) => {
+                log::info!("listening on udp:{a}");
+                out.push(s.into());
+            }
+            Err(e) if a.is_ipv6() && c.listen.is_empty() => log::info!("not listening on IPv6 UDP: {e}"),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("failed to listen on udp {a}: {e}"))),
+        }
+    }
+    Ok(out)
+}
+
 /// Sockets handed over by systemd socket activation (`LISTEN_PID`/`LISTEN_FDS`).
 fn activated() -> Vec<Listener> {
     let pid_ok = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());

@@ -19,6 +19,7 @@ pub mod meta;
 pub mod report;
 pub mod sasl;
 pub mod text;
+pub mod udp;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -103,6 +104,7 @@ impl ServerHandle {
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<listener::Listener>,
+    udp: Vec<std::net::UdpSocket>,
 }
 
 impl Server {
@@ -122,6 +124,7 @@ impl Server {
         };
         let store = Store::new(&store_cfg, clock);
         let listeners = listener::bind_all(&config)?;
+        let udp = listener::bind_udp(&config)?;
         let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
         let shared = Arc::new(Shared {
             verbosity: AtomicU32::new(config.verbose as u32),
@@ -155,7 +158,7 @@ impl Server {
             // memcached counts its listening sockets as connections made.
             shared.stats.global.total_conns.store(listeners.len() as u64, Ordering::Relaxed);
         }
-        Ok(Server { shared, listeners })
+        Ok(Server { shared, listeners, udp })
     }
 
     /// TCP addresses actually bound (useful with port 0).
@@ -177,7 +180,7 @@ impl Server {
         let mut workers = Vec::new();
         let mut wakers = Vec::new();
         for id in 0..shared.config.threads {
-            let w = worker::Worker::new(id, shared.clone(), &self.listeners)?;
+            let w = worker::Worker::new(id, shared.clone(), &self.listeners, &self.udp)?;
             wakers.push(w.waker());
             workers.push(std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || w.run())?);
         }
@@ -196,6 +199,7 @@ impl Server {
         }
         let _ = maint.join();
         drop(self.listeners);
+        drop(self.udp);
         if let Some(path) = &shared.config.unix_socket {
             let _ = std::fs::remove_file(path);
         }

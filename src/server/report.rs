@@ -303,11 +303,19 @@ pub fn conns(sh: &Shared) -> Pairs {
     let now = sh.clock().now();
     let mut p = Pairs::new();
     for (fd, c) in sh.conns.lock().iter() {
+        if c.udp {
+            push(&mut p, format!("{fd}:UDP"), "UDP");
+        }
         push(&mut p, format!("{fd}:addr"), &c.addr);
-        if !c.listening {
+        if !c.listening && !c.udp {
             push(&mut p, format!("{fd}:listen_addr"), &c.listen_addr);
         }
-        push(&mut p, format!("{fd}:state"), if c.listening { "conn_listening" } else { "conn_parse_cmd" });
+        let state = match (c.listening, c.udp) {
+            (true, _) => "conn_listening",
+            (_, true) => "conn_read",
+            _ => "conn_parse_cmd",
+        };
+        push(&mut p, format!("{fd}:state"), state);
         push(&mut p, format!("{fd}:secs_since_last_cmd"), now.saturating_sub(c.last_cmd.load(Ordering::Relaxed)));
     }
     p

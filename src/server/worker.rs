@@ -21,11 +21,15 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::conn::{Conn, Ctx, InBuf, Outcome, Stream, OUTPUT_HIGH_WATER};
 use super::listener::{Listener, MioListener};
 use super::report::RESERVED_FDS;
+use super::udp::UdpPort;
 use super::{ConnInfo, Shared};
 use crate::protocol::text::reply;
 
 const WAKER: Token = Token(usize::MAX);
 const LISTENER_BASE: usize = usize::MAX / 2;
+const UDP_BASE: usize = usize::MAX / 4 * 3;
+/// Datagrams served from one UDP socket before other events get a turn.
+const UDP_BUDGET: usize = 64;
 
 /// Bytes offered to one read call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -40,6 +44,9 @@ pub struct Worker {
     poll: Poll,
     waker: Arc<Waker>,
     listeners: Vec<MioListener>,
+    udp: Vec<UdpPort>,
+    /// UDP sockets whose budget ran out with datagrams possibly left.
+    udp_pending: Vec<usize>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     ready: Vec<usize>,
@@ -80,7 +87,12 @@ fn would_block(e: &io::Error) -> bool {
 }
 
 impl Worker {
-    pub fn new(id: usize, shared: Arc<Shared>, listeners: &[Listener]) -> io::Result<Worker> {
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        listeners: &[Listener],
+        udp: &[std::net::UdpSocket],
+    ) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut ls = Vec::new();
@@ -93,12 +105,21 @@ impl Worker {
             }
             ls.push(m);
         }
+        let mut ports = Vec::new();
+        for (i, sock) in udp.iter().enumerate() {
+            let (mut port, fd, info) = UdpPort::new(sock)?;
+            poll.registry().register(&mut port.sock, Token(UDP_BASE + i), Interest::READABLE)?;
+            shared.conns.lock().insert(fd, info);
+            ports.push(port);
+        }
         Ok(Worker {
             id,
             shared,
             poll,
             waker,
             listeners: ls,
+            udp: ports,
+            udp_pending: Vec::new(),
             conns: Vec::new(),
             free: Vec::new(),
             ready: Vec::new(),
@@ -114,7 +135,8 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.ready.is_empty() { None } else { Some(Duration::ZERO) };
+            let idle = self.ready.is_empty() && self.udp_pending.is_empty();
+            let timeout = if idle { None } else { Some(Duration::ZERO) };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -130,6 +152,7 @@ impl Worker {
                 let others_waiting = i + 1 < n_events || !self.ready.is_empty();
                 match ev.token() {
                     WAKER => {}
+                    Token(t) if t >= UDP_BASE => self.serve_udp(t - UDP_BASE),
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
                     Token(t) => {
                         if ev.is_writable() {
@@ -140,6 +163,9 @@ impl Worker {
                         }
                     }
                 }
+            }
+            for i in std::mem::take(&mut self.udp_pending) {
+                self.serve_udp(i);
             }
             // Connections that yielded: serve them again, in order.
             let queued = std::mem::take(&mut self.ready);
@@ -161,6 +187,14 @@ impl Worker {
             }
         }
         self.drain_and_close();
+    }
+
+    /// Serve datagrams from UDP socket `i`; come back next turn if some may be left.
+    fn serve_udp(&mut self, i: usize) {
+        let ctx = Ctx { shared: &self.shared, stats: &self.shared.stats.threads[self.id] };
+        if self.udp[i].serve(&ctx, UDP_BUDGET) && !self.udp_pending.contains(&i) {
+            self.udp_pending.push(i);
+        }
     }
 
     fn accept(&mut self, li: usize) {
@@ -200,6 +234,7 @@ impl Worker {
             let fd = match &stream {
                 Stream::Tcp(s) => s.as_raw_fd(),
                 Stream::Unix(s) => s.as_raw_fd(),
+                Stream::Datagram => -1,
             };
             let info = Arc::new(ConnInfo {
                 addr,

@@ -1,0 +1,93 @@
+//! UDP (`-U`): each worker reads datagrams from the shared socket and serves each one as a
+//! one-shot connection: the request bytes after the 8-byte header go through the same
+//! dispatch as TCP, and every command's reply is sent back as its own message, cut into
+//! 1,400-byte datagrams (`protocol::udp`). Text retrievals send one message per item found,
+//! `END` riding on the last, as memcached does. Nothing is kept between datagrams: a trailing
+//! partial command is dropped, and metadump is not offered over UDP.
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use super::conn::{Conn, Ctx, Outcome, Proto, Stream};
+use super::ConnInfo;
+use crate::protocol::udp;
+
+/// Largest datagram accepted (memcached reads UDP into a 64 KB buffer).
+const RECV_MAX: usize = 65536;
+
+/// One worker's handle on a UDP socket.
+pub struct UdpPort {
+    pub sock: mio::net::UdpSocket,
+    conn: Conn,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl UdpPort {
+    pub fn new(sock: &std::net::UdpSocket) -> io::Result<(UdpPort, i32, Arc<ConnInfo>)> {
+        let sock = mio::net::UdpSocket::from_std(sock.try_clone()?);
+        let fd = sock.as_raw_fd();
+        let addr = match sock.local_addr()? {
+            SocketAddr::V4(a) => format!("udp:{}:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("udp6:[{}]:{}", a.ip(), a.port()),
+        };
+        let info =
+            Arc::new(ConnInfo { listen_addr: addr.clone(), addr, listening: false, udp: true, last_cmd: 0.into() });
+        let conn = Conn::new(Stream::Datagram, fd, info.clone());
+        Ok((UdpPort { sock, conn, buf: vec![0; RECV_MAX], out: Vec::new(), ends: Vec::new() }, fd, info))
+    }
+
+    /// Serve up to `budget` datagrams. Returns true when the budget ran out (more may wait:
+    /// readiness is edge-triggered, so the caller must come back), false once drained.
+    pub fn serve(&mut self, ctx: &Ctx<'_>, budget: usize) -> bool {
+        for _ in 0..budget {
+            let (n, peer) = match self.sock.recv_from(&mut self.buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("udp receive failed: {e}");
+                    return false;
+                }
+            };
+            ctx.stats.bytes_read.add(n as u64);
+            let Some((id, body)) = udp::parse_request(&self.buf[..n]) else { continue };
+            self.conn.reset_for_datagram();
+            let mut pos = 0;
+            while pos < body.len() {
+                let rest = &body[pos..];
+                let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+                let last_key = match rest[0] != 0x80 && self.conn.proto != Proto::Binary {
+                    true => udp::retrieval_last_key(line.strip_suffix(b"\r").unwrap_or(line)),
+                    false => None,
+                };
+                self.out.clear();
+                let (used, outcome) = self.conn.process(rest, &mut self.out, ctx, 1);
+                pos += used;
+                self.conn.dump = None;
+                if let Some(last_key) = last_key {
+                    udp::split_retrieval(&self.out, last_key, &mut self.ends);
+                } else {
+                    self.ends.clear();
+                    self.ends.push(self.out.len());
+                }
+                let mut start = 0;
+                for &end in &self.ends {
+                    udp::datagrams(id, &self.out[start..end], |d| match self.sock.send_to(d, peer) {
+                        Ok(sent) => ctx.stats.bytes_written.add(sent as u64),
+                        Err(e) => log::debug!("udp send to {peer} failed: {e}"),
+                    });
+                    start = end;
+                }
+                if used == 0 || !matches!(outcome, Outcome::Yield | Outcome::Blocked) {
+                    break;
+                }
+            }
+            self.conn.info.last_cmd.store(ctx.shared.clock().now(), std::sync::atomic::Ordering::Relaxed);
+        }
+        true
+    }
+}
