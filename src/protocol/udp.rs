@@ -64,10 +64,9 @@ pub fn split_retrieval(reply: &[u8], last_key: &[u8], ends: &mut Vec<usize>) {
         else {
             break;
         };
-        let next = pos + eol + 2 + bytes + 2;
-        if next > reply.len() {
+        let Some(next) = (pos + eol + 4).checked_add(bytes).filter(|&n| n <= reply.len()) else {
             break;
-        }
+        };
         last_block_key = line.split(|&b| b == b' ').nth(1).unwrap_or_default();
         ends.push(next);
         pos = next;
@@ -130,6 +129,8 @@ mod tests {
         assert_eq!(split(tricky, b"a"), [22, tricky.len()]);
         assert_eq!(split(b"SERVER_ERROR out of memory\r\n", b"a"), [28]);
         assert_eq!(split(b"VALUE a 1 99\r\nab\r\n", b"a"), [18]);
+        // found by the fuzz target: a byte count near usize::MAX must not overflow
+        assert_eq!(split(b"VALUE a 0 18446744073709551614\r\n", b"a"), [32]);
     }
 
     #[test]
