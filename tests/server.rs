@@ -251,6 +251,23 @@ fn first_fetch_leaves_last_access_time() {
     expect(&mut s, b"mg la l h\r\n", b"HD l1 h1\r\n");
 }
 
+/// A client that sends its last request and shuts down its sending side at once must get the
+/// reply and then see the server close: data and end-of-stream arrive in one readiness event,
+/// and a read that returns less than the buffer must not be taken as "drained" then.
+#[test]
+fn half_closed_clients_get_their_reply_and_are_closed() {
+    let srv = Server::start(&[]);
+    for i in 0..20 {
+        let mut s = srv.connect();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        s.write_all(b"get a\r\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let (got, closed) = read_to_close(&mut s);
+        assert_eq!(String::from_utf8_lossy(&got), "END\r\n", "try {i}");
+        assert!(closed, "try {i}: the server did not close the half-closed connection");
+    }
+}
+
 #[test]
 fn debugtime_is_refused_without_the_option() {
     let srv = Server::start(&[]);

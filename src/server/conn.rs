@@ -235,6 +235,9 @@ pub struct Conn {
     pub closing: bool,
     /// Queued on the worker's ready list (yielded with input left).
     pub queued: bool,
+    /// The event loop saw the peer shut down its sending side (or an error): the read loop
+    /// must go on to end-of-stream, as no further readiness event will say so.
+    pub peer_closed: bool,
     /// The socket failed: drop pending output and close.
     pub broken: bool,
     pub info: Arc<ConnInfo>,
@@ -256,6 +259,7 @@ impl Conn {
             need: 0,
             closing: false,
             queued: false,
+            peer_closed: false,
             broken: false,
             info,
             binary: super::binary::State::default(),

@@ -158,6 +158,11 @@ impl Worker {
                         if ev.is_writable() {
                             self.flush(t);
                         }
+                        if ev.is_read_closed() || ev.is_error() {
+                            if let Some(c) = self.conns.get_mut(t).and_then(|c| c.as_mut()) {
+                                c.peer_closed = true;
+                            }
+                        }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.serve(t, others_waiting);
                         }
@@ -294,8 +299,11 @@ impl Worker {
                     Ok(n) => {
                         input.commit(n);
                         stats.bytes_read.add(n as u64);
-                        if n < offered {
-                            break; // drained: edge-triggered readiness reports new data
+                        if n < offered && !conn.peer_closed {
+                            // Drained: edge-triggered readiness reports new data. Once the peer
+                            // has closed its side no event will come again, so read on to the
+                            // end of the stream instead.
+                            break;
                         }
                         if input.len() >= 4 * READ_CHUNK && conn.need <= input.len() {
                             more_to_read = true; // enough to chew on; come back after processing
