@@ -18,6 +18,7 @@
 //! This keeps reads free of any global LRU lock, like memcached's segmented LRU keeps reads off
 //! its LRU locks.
 
+mod arena;
 pub mod clock;
 pub mod item;
 pub mod slab;

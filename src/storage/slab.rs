@@ -8,20 +8,21 @@
 //! A chunk is named by a `ChunkRef` (`u32`: page number in the high bits, slot in the low
 //! bits), so the index and the free lists hold 4-byte references instead of pointers.
 //!
-//! Pages are allocated lazily (zeroed, so untouched memory is not resident) until the page
+//! Pages are allocated lazily (zeroed, from `storage::arena`'s huge-page-friendly mappings, so
+//! untouched memory is not resident) until the page
 //! budget (`-m` / page size) is spent; after that a class gets memory only by evicting one of
 //! its own items or by taking a whole page from another class (`Store` drives both).
 //!
 //! Locking: one mutex per class (`ClassState`). Lock order: shard -> class; code holding a
 //! class lock may only `try_lock` a shard.
 
-use std::alloc::{alloc_zeroed, Layout};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 
+use super::arena::Arena;
 use super::item::{ItemPtr, STATE_FREE, STATE_RESERVED};
 
 /// A chunk reference: `page << slot_bits | slot`.
@@ -30,9 +31,8 @@ pub type ChunkRef = u32;
 /// Largest number of slab classes (memcached's MAX_NUMBER_OF_SLAB_CLASSES is 64, ids 1..63).
 pub const MAX_CLASSES: usize = 63;
 
-/// Alignment of chunk sizes and of pages.
+/// Alignment of chunk sizes.
 const CHUNK_ALIGN: usize = 8;
-const PAGE_ALIGN: usize = 4096;
 
 /// Sizing of the allocator.
 #[derive(Clone, Debug)]
@@ -157,6 +157,8 @@ pub struct Slabs {
     page_limit: AtomicUsize,
     /// Pages taken back from classes and not yet reassigned.
     spare: Mutex<Vec<u32>>,
+    /// Where new pages come from.
+    arena: Arena,
     /// Serialises page moves.
     pub(super) mover: Mutex<()>,
     pub(super) moves: AtomicU64,
@@ -225,6 +227,7 @@ impl Slabs {
             pages_allocated: AtomicUsize::new(0),
             page_limit: AtomicUsize::new(page_limit),
             spare: Mutex::new(Vec::new()),
+            arena: Arena::new(page_size),
             mover: Mutex::new(()),
             moves: AtomicU64::new(0),
         }
@@ -354,15 +357,13 @@ impl Slabs {
                 return None;
             }
             if self.pages_allocated.compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                let layout = Layout::from_size_align(self.page_size, PAGE_ALIGN).ok()?;
-                // SAFETY: layout has non-zero size. Zeroed memory means every chunk starts FREE
-                // and untouched pages stay non-resident.
-                let mem = unsafe { alloc_zeroed(layout) };
-                if mem.is_null() {
+                // Zeroed memory means every chunk starts FREE; untouched pages stay
+                // non-resident.
+                let Some(mem) = self.arena.page() else {
                     self.pages_allocated.fetch_sub(1, Ordering::Relaxed);
                     return None;
-                }
-                self.pages[n].store(mem, Ordering::Release);
+                };
+                self.pages[n].store(mem.as_ptr(), Ordering::Release);
                 return Some(n as u32);
             }
         }
