@@ -35,6 +35,8 @@ const SEEDS: &[&[u8]] = &[
     b"lru_crawler sleep 100\r\n",
     b"lru_crawler metadump 1,,2\r\n",
     b"lru_crawler crawl all\r\n",
+    b"lru tune 10 25 0.1 2.0 noreply\r\n",
+    b"slabs automove 1\r\n",
     b"cache_memlimit 100\r\n",
 ];
 

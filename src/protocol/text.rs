@@ -224,6 +224,11 @@ pub enum Command<'a> {
         src: i32,
         dst: i32,
     },
+    /// `lru tune|mode|temp_ttl ...`, validated as memcached validates it.
+    Lru {
+        cmd: LruCmd,
+        noreply: bool,
+    },
     /// `lru_crawler <sub> [arg]`.
     LruCrawler {
         sub: &'a [u8],
@@ -345,17 +350,73 @@ pub fn parse(line: &[u8]) -> Command<'_> {
             } else if nt >= 4 && t.get(1) == b"automove" {
                 match strtoul32(t.get(2)) {
                     Some(mode) if mode <= 2 => Command::SlabsAutomove { mode },
-                    _ => err(reply::ERROR),
+                    Some(_) => err(reply::ERROR),
+                    None => err(reply::BAD_FORMAT),
                 }
             } else {
                 err(reply::ERROR)
             }
         }
+        b"lru" => parse_lru(&t, nt),
         b"lru_crawler" => Command::LruCrawler { sub: t.get(1), arg: t.get(2), nargs: t.n - 1 },
         // memcached closes connections that look like HTTP requests.
         _ if t.n > 0 && t.get(t.n - 1).starts_with(b"HTTP/") => Command::Close,
         _ => err(reply::ERROR),
     }
+}
+
+/// What an `lru` command asks for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LruCmd {
+    Tune {
+        hot_pct: u32,
+        warm_pct: u32,
+        hot_factor: f64,
+        warm_factor: f64,
+    },
+    Mode {
+        segmented: bool,
+    },
+    /// A negative TTL turns the temporary LRU off.
+    TempTtl {
+        ttl: i32,
+    },
+}
+
+// The factors are finite (the parser refuses NaN and infinities), so equality is total.
+impl Eq for LruCmd {}
+
+/// memcached's `process_lru_command` (the `mode` and `temp_ttl` forms also need the LRU
+/// maintainer; the dispatcher checks that).
+fn parse_lru<'a>(t: &Tokens<'a>, nt: usize) -> Command<'a> {
+    let noreply = t.noreply();
+    let fail = |reply| Command::Error { reply, noreply };
+    let float = |tok: &[u8]| std::str::from_utf8(tok).ok()?.parse::<f64>().ok().filter(|f| f.is_finite());
+    let cmd = match t.get(1) {
+        b"tune" if nt >= 7 => match (strtoul32(t.get(2)), strtoul32(t.get(3)), float(t.get(4)), float(t.get(5))) {
+            (Some(hot_pct), Some(warm_pct), Some(hot_factor), Some(warm_factor)) => {
+                if u64::from(hot_pct) + u64::from(warm_pct) > 80 {
+                    return fail(b"ERROR hot and warm pcts must not exceed 80\r\n");
+                }
+                if hot_factor <= 0.0 || warm_factor <= 0.0 {
+                    return fail(b"ERROR hot/warm age factors must be greater than 0\r\n");
+                }
+                LruCmd::Tune { hot_pct, warm_pct, hot_factor, warm_factor }
+            }
+            _ => return fail(reply::ERROR),
+        },
+        b"mode" if nt >= 4 => match t.get(2) {
+            b"flat" => LruCmd::Mode { segmented: false },
+            b"segmented" => LruCmd::Mode { segmented: true },
+            _ => return fail(reply::ERROR),
+        },
+        b"temp_ttl" if nt >= 4 => match strtol32(t.get(2)) {
+            Some(ttl) => LruCmd::TempTtl { ttl },
+            None => return fail(reply::ERROR),
+        },
+        _ => return fail(reply::ERROR),
+    };
+    Command::Lru { cmd, noreply }
 }
 
 #[inline]

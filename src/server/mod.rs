@@ -19,6 +19,7 @@ pub mod meta;
 pub mod report;
 pub mod sasl;
 pub mod text;
+pub mod tunables;
 pub mod udp;
 pub mod worker;
 
@@ -58,6 +59,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// The background crawler runs (`-o no_lru_crawler`, `lru_crawler enable|disable`).
     pub crawler_enabled: AtomicBool,
+    /// Settings changed at run time by `lru` and `slabs automove`.
+    pub tunables: tunables::Tunables,
     /// `stats detail` prefix counters.
     pub detail: detail::Detail,
     /// Open connections and listeners by fd, for `stats conns`.
@@ -131,6 +134,7 @@ impl Server {
             stats: Stats::new(config.threads),
             detail: detail::Detail::new(config.prefix_delimiter, config.detail_enabled),
             crawler_enabled: AtomicBool::new(config.lru_crawler),
+            tunables: tunables::Tunables::new(&config),
             config,
             store,
             started: Instant::now(),

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use super::conn::{Action, Ctx};
 use super::report;
 use crate::config::VERSION;
-use crate::protocol::text::{self as ptext, reply, Command, StoreCmd, StoreKind};
+use crate::protocol::text::{self as ptext, reply, Command, LruCmd, StoreCmd, StoreKind};
 use crate::protocol::KEY_MAX;
 use crate::storage::{item, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
 
@@ -211,7 +211,11 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
                 out.extend_from_slice(reply::ERROR);
             }
         }
-        Command::SlabsAutomove { .. } => out.extend_from_slice(reply::OK),
+        Command::SlabsAutomove { mode } => {
+            sh.tunables.slab_automove.store(mode, Ordering::Relaxed);
+            out.extend_from_slice(reply::OK);
+        }
+        Command::Lru { cmd, noreply } => lru(ctx, cmd, noreply, out),
         Command::SlabsReassign { src, dst } => {
             let n = store.slabs().class_count() as i32;
             if src == dst {
@@ -268,6 +272,33 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<
         ctx.count_fetch(key, r, touch.is_some());
     }
     out.extend_from_slice(reply::END);
+}
+
+/// `lru tune|mode|temp_ttl`: recorded for `stats settings` (see `server::tunables`).
+fn lru(ctx: &Ctx<'_>, cmd: LruCmd, noreply: bool, out: &mut Vec<u8>) {
+    let t = &ctx.shared.tunables;
+    let r = match cmd {
+        LruCmd::Tune { hot_pct, warm_pct, hot_factor, warm_factor } => {
+            t.tune(hot_pct, warm_pct, hot_factor, warm_factor);
+            reply::OK
+        }
+        // memcached takes these only while its LRU maintainer runs
+        _ if !ctx.shared.config.lru_maintainer => reply::ERROR,
+        LruCmd::Mode { segmented } => {
+            t.lru_segmented.store(segmented, Ordering::Relaxed);
+            reply::OK
+        }
+        LruCmd::TempTtl { ttl } => {
+            if ttl < 0 {
+                t.temp_lru.store(false, Ordering::Relaxed);
+            } else {
+                t.temp_lru.store(true, Ordering::Relaxed);
+                t.temporary_ttl.store(ttl as u32, Ordering::Relaxed);
+            }
+            reply::OK
+        }
+    };
+    put(out, noreply, r);
 }
 
 /// `lru_crawler`: the background expiry crawler (`enable`/`disable`, `crawl` runs a full pass
