@@ -70,3 +70,40 @@ fn lru_and_automove_commands_match_memcached() {
         let _ = name;
     }
 }
+
+/// `slabs reassign`: a class with pages to spare gives one up (its items are evicted) to the
+/// global page pool; memcached's replies for the same requests.
+#[test]
+fn slabs_reassign_moves_a_page() {
+    for (name, srv) in servers(&["-m", "64"]) {
+        let mut s = srv.connect();
+        let mut batch = Vec::new();
+        for i in 0..40_000 {
+            batch.extend_from_slice(format!("set k{i} 0 0 10 noreply\r\n0123456789\r\n").as_bytes());
+        }
+        std::io::Write::write_all(&mut s, &batch).unwrap();
+        expect(&mut s, b"mn\r\n", b"MN\r\n");
+        let before = stats(&mut s, "");
+        expect(&mut s, b"slabs reassign 1 1\r\n", b"SAME src and dst class are identical\r\n");
+        expect(&mut s, b"slabs reassign 1 99\r\n", b"BADCLASS invalid src or dst class id\r\n");
+        expect(&mut s, b"slabs reassign 0 1\r\n", b"NOSPARE source class has no spare pages\r\n");
+        expect(&mut s, b"slabs reassign 2 1\r\n", b"NOSPARE source class has no spare pages\r\n");
+        expect(&mut s, b"slabs reassign 1 2\r\n", b"OK\r\n");
+        // memcached moves the page in the background: wait for it
+        let mut after = stats(&mut s, "");
+        for _ in 0..100 {
+            if after["slabs_moved"] != before["slabs_moved"] {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            after = stats(&mut s, "");
+        }
+        let n = |m: &std::collections::BTreeMap<String, String>, k: &str| m[k].parse::<u64>().unwrap();
+        assert_eq!(n(&after, "slabs_moved"), n(&before, "slabs_moved") + 1, "{name}");
+        assert!(n(&after, "curr_items") < n(&before, "curr_items"), "{name}: the page's items are gone");
+        expect(&mut s, b"set fresh 0 0 1\r\nz\r\nget fresh\r\n", b"STORED\r\nVALUE fresh 0 1\r\nz\r\nEND\r\n");
+    }
+    let srv = Server::start(&["-o", "no_slab_reassign"]);
+    let mut s = srv.connect();
+    expect(&mut s, b"slabs reassign 1 2\r\n", b"CLIENT_ERROR slab reassignment disabled\r\n");
+}

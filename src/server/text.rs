@@ -11,7 +11,7 @@ use super::report;
 use crate::config::VERSION;
 use crate::protocol::text::{self as ptext, reply, Command, LruCmd, StoreCmd, StoreKind};
 use crate::protocol::KEY_MAX;
-use crate::storage::{item, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
+use crate::storage::{item, DeltaOutcome, GetOpts, Mode, Reassign, StoreOutcome, StoreReq};
 
 #[inline]
 fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
@@ -217,14 +217,23 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
         }
         Command::Lru { cmd, noreply } => lru(ctx, cmd, noreply, out),
         Command::SlabsReassign { src, dst } => {
+            const BADCLASS: &[u8] = b"BADCLASS invalid src or dst class id\r\n";
             let n = store.slabs().class_count() as i32;
-            if src == dst {
-                out.extend_from_slice(b"SAME src and dst class are identical\r\n");
-            } else if src < -1 || src == 0 || src > n || dst < 1 || dst > n {
-                out.extend_from_slice(b"BADCLASS invalid src or dst class id\r\n");
+            let r: &[u8] = if !sh.config.slab_reassign {
+                b"CLIENT_ERROR slab reassignment disabled\r\n"
+            } else if src == dst {
+                b"SAME src and dst class are identical\r\n"
+            } else if src < -1 || src > n || dst < 0 || dst > n {
+                BADCLASS
             } else {
-                out.extend_from_slice(b"NOSPARE source class has no spare pages\r\n");
-            }
+                // class 0 is memcached's global page pool (our spare pages)
+                match store.reassign(u8::try_from(src).ok(), dst as u8) {
+                    Reassign::Ok => reply::OK,
+                    Reassign::NoSpare => b"NOSPARE source class has no spare pages\r\n",
+                    Reassign::BadClass => BADCLASS,
+                }
+            };
+            out.extend_from_slice(r);
         }
         Command::LruCrawler { sub, arg, nargs } => return lru_crawler(ctx, sub, arg, nargs, out),
         Command::Close => return Action::Close,

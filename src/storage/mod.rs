@@ -301,6 +301,16 @@ pub struct StoreCounters {
     pub direct_reclaims: AtomicU64,
 }
 
+/// Outcome of [`Store::reassign`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reassign {
+    Ok,
+    /// The source class has fewer than two pages.
+    NoSpare,
+    /// No class could be picked for source `-1`.
+    BadClass,
+}
+
 /// A consistent-enough view of the store for `stats`.
 #[derive(Clone, Debug, Default)]
 pub struct StoreSnapshot {
@@ -720,6 +730,42 @@ impl Store {
         let Some(victim) = victim else {
             return false;
         };
+        self.drain_page(victim)
+    }
+
+    /// `slabs reassign <src> <dst>`: empty one page of class `src` (evicting its items) into
+    /// the global page pool, from which `dst`, or whichever class next runs out of memory,
+    /// takes it. `None` for `src` picks the class with the most pages other than `dst`.
+    /// memcached's outcomes: the source needs at least two pages (`NoSpare` otherwise).
+    pub fn reassign(&self, src: Option<u8>, dst: u8) -> Reassign {
+        let _mover = self.slabs.mover.lock();
+        let per_class = self.slabs.pages_per_class();
+        let src = match src {
+            Some(s) => s,
+            None => match per_class
+                .iter()
+                .enumerate()
+                .filter(|&(c, &n)| c != 0 && c != dst as usize && n >= 2)
+                .max_by_key(|&(_, &n)| n)
+            {
+                Some((c, _)) => c as u8,
+                None => return Reassign::BadClass,
+            },
+        };
+        if src == 0 {
+            // the pool itself: nothing to move, its pages are free for every class already
+            return if self.slabs.spare_pages() >= 2 { Reassign::Ok } else { Reassign::NoSpare };
+        }
+        if per_class.get(src as usize).copied().unwrap_or(0) < 2 {
+            return Reassign::NoSpare;
+        }
+        self.drain_page(src);
+        Reassign::Ok
+    }
+
+    /// Empty one page of `victim` into the spare pool, evicting what it holds. The caller
+    /// holds the mover lock.
+    fn drain_page(&self, victim: u8) -> bool {
         let Some((page, carved)) = self.slabs.begin_drain(victim) else {
             return false;
         };
