@@ -29,6 +29,17 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Whether some socket listens on 127.0.0.1:`port` or the wildcard (Linux `/proc/net/tcp`).
+pub fn listening(port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f).unwrap_or_default().lines().skip(1).any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 3 && cols[1].ends_with(&want) && cols[3] == "0A"
+        })
+    })
+}
+
 /// A running server process, killed on drop.
 pub struct Server {
     pub child: Child,
@@ -68,9 +79,10 @@ impl Server {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: port taken? try another
                 }
-                // Probe by binding, not connecting: a probe connection would show up in the
-                // server's connection counters.
-                if TcpListener::bind(("127.0.0.1", port)).is_err() {
+                // Probe the kernel's socket table, not by connecting (a probe connection would
+                // show up in the server's counters) nor by binding (a bound-but-not-listening
+                // socket, or some client's ephemeral port, would pass for a started server).
+                if listening(port) && matches!(child.try_wait(), Ok(None)) {
                     return Server { child, port };
                 }
                 std::thread::sleep(Duration::from_millis(10));
