@@ -3,6 +3,7 @@
 # (-t 2 -m 1024 -c 4096), server pinned to core 0 and the load generator (rcbench) to core 1,
 # alternating A B A B runs so drift hits both. Prints one line per run and the median ratio.
 #   RUNS=5 DUR=10 bash benches/compare.sh        (defaults; RUNS=1 DUR=2 for a smoke run)
+#   ONLY=meta_get90 bash benches/compare.sh      (one workload, by name)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -26,11 +27,13 @@ WORKLOADS=(
   "multiget100|--conns 10 --depth 1 --multiget 100 --get-ratio 1"
   "set_only_1k|--conns 50 --depth 1 --get-ratio 0 --value-min 1024 --value-max 1024"
   "binary_get90|--conns 50 --depth 16 --protocol binary"
+  "meta_get90|--conns 50 --depth 16 --protocol meta"
   "idle1000_get90|--conns 50 --depth 1 --idle 1000"
 )
 printf '%-20s %-10s %12s %9s %9s %9s %12s\n' workload server ops/s p50_us p99_us p999_us cpu_s/Mop
 for wl in "${WORKLOADS[@]}"; do
   name=${wl%%|*}; args=${wl#*|}
+  [ -n "${ONLY:-}" ] && [ "$name" != "$ONLY" ] && continue
   ratios=()
   for r in $(seq "$RUNS"); do
     declare -A ops=()
