@@ -94,8 +94,6 @@ macro_rules! thread_counters {
 thread_counters!(
     get_cmds,
     get_misses,
-    get_expired,
-    get_flushed,
     touch_cmds,
     touch_misses,
     delete_misses,

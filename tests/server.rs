@@ -268,6 +268,47 @@ fn half_closed_clients_get_their_reply_and_are_closed() {
     }
 }
 
+/// `get_expired` / `get_flushed` count every lookup that finds the key dead, whatever the
+/// command, as memcached's `do_item_get` does (seen with 1.6.18 for delete, incr, touch, md,
+/// ma, me, mg, gat, append and cas).
+#[test]
+fn expired_and_flushed_finds_are_counted_for_every_command() {
+    // no background crawler: it would reclaim some dead items before the commands find them
+    let srv = Server::start(&["-o", "debug_time", "-o", "no_lru_crawler"]);
+    let mut s = srv.connect();
+    let cmds: &[&[u8]] = &[
+        b"delete k0\r\n",
+        b"incr k1 1\r\n",
+        b"touch k2 10\r\n",
+        b"md k3\r\n",
+        b"ma k4\r\n",
+        b"me k5\r\n",
+        b"mg k6 v\r\n",
+        b"gat 10 k7\r\n",
+        b"append k8 0 0 1\r\nx\r\n",
+        b"cas k9 0 0 1 1\r\nx\r\n",
+        b"get k10\r\n",
+    ];
+    for ttl in ["5", "0"] {
+        for i in 0..cmds.len() {
+            expect(&mut s, format!("set k{i} 0 {ttl} 1\r\n1\r\n").as_bytes(), b"STORED\r\n");
+        }
+        if ttl == "5" {
+            expect(&mut s, b"debugtime 6\r\n", b"OK\r\n");
+        } else {
+            expect(&mut s, b"flush_all\r\n", b"OK\r\n");
+        }
+        for c in cmds {
+            s.write_all(c).unwrap();
+            let mut buf = [0u8; 256];
+            let _ = std::io::Read::read(&mut s, &mut buf).unwrap();
+        }
+    }
+    let st = stats(&mut s, "");
+    let n = cmds.len().to_string();
+    assert_eq!((st["get_expired"].as_str(), st["get_flushed"].as_str()), (n.as_str(), n.as_str()));
+}
+
 #[test]
 fn debugtime_is_refused_without_the_option() {
     let srv = Server::start(&[]);

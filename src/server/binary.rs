@@ -14,7 +14,7 @@ use super::sasl;
 use crate::config::VERSION;
 use crate::protocol::binary::{self as pb, Command, Frame, Limits, Opcode, Request, Status};
 use crate::protocol::KEY_MAX;
-use crate::storage::{item, DeleteOutcome, DeltaOutcome, GetOpts, Miss, Mode, StoreOutcome, StoreReq};
+use crate::storage::{item, DeleteOutcome, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
 
 /// memcached's `MAX_SASL_MECH_LEN`: a longer mechanism name is `Invalid arguments`.
 const SASL_MECH_MAX: usize = 32;
@@ -213,14 +213,6 @@ fn get(ctx: &Ctx<'_>, req: &Request<'_>, touch: Option<u32>, with_key: bool, out
     }
 }
 
-fn count_miss(ctx: &Ctx<'_>, miss: Miss) {
-    match miss {
-        Miss::Expired => ctx.stats.get_expired.inc(),
-        Miss::Flushed => ctx.stats.get_flushed.inc(),
-        Miss::Absent => {}
-    }
-}
-
 /// Touch: the reply carries the flags (extras) and the item's CAS, no value.
 fn touch(ctx: &Ctx<'_>, req: &Request<'_>, exptime: u32, out: &mut Vec<u8>) {
     ctx.stats.touch_cmds.inc();
@@ -230,9 +222,8 @@ fn touch(ctx: &Ctx<'_>, req: &Request<'_>, exptime: u32, out: &mut Vec<u8>) {
     });
     match r {
         Ok(class) => ctx.stats.slab[class as usize].touch_hits.inc(),
-        Err(miss) => {
+        Err(_) => {
             ctx.stats.touch_misses.inc();
-            count_miss(ctx, miss);
             error(out, req, Status::KeyNotFound);
         }
     }

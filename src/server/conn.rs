@@ -196,22 +196,18 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Count one key of a get/gat (any protocol) as memcached does: gat counts only as a
-    /// touch, get as a get; hits per slab class; expired and flushed misses separately.
+    /// touch, get as a get; hits per slab class. (Expired and flushed finds are counted by
+    /// the store, for every command that looks a key up.)
     pub fn count_fetch(&self, key: &[u8], result: Result<u8, Miss>, touch: bool) {
         self.shared.detail.get(key, result.is_ok());
         match result {
             Ok(class) if touch => self.stats.slab[class as usize].touch_hits.inc(),
             Ok(class) => self.stats.slab[class as usize].get_hits.inc(),
-            Err(miss) => {
+            Err(_) => {
                 if touch {
                     self.stats.touch_misses.inc();
                 } else {
                     self.stats.get_misses.inc();
-                }
-                match miss {
-                    Miss::Expired => self.stats.get_expired.inc(),
-                    Miss::Flushed => self.stats.get_flushed.inc(),
-                    Miss::Absent => {}
                 }
             }
         }

@@ -18,8 +18,7 @@ use crate::protocol::meta::{
 };
 use crate::protocol::text::reply;
 use crate::storage::{
-    item, BlankMiss, Clock, DeltaOutcome, Entry, GetOpts, Miss, Mode, StoreOutcome, StoreReq, KEY_BINARY, STALE,
-    TOKEN_SENT,
+    item, BlankMiss, Clock, DeltaOutcome, Entry, GetOpts, Mode, StoreOutcome, StoreReq, KEY_BINARY, STALE, TOKEN_SENT,
 };
 
 /// Handle one meta command whose line is `input[..len]` (`consumed` bytes with its newline).
@@ -108,15 +107,10 @@ fn mg(ctx: &Ctx<'_>, req: &MetaRequest<'_>, out: &mut Vec<u8>) {
             stats.get_cmds.inc();
             stats.slab[class as usize].get_hits.inc();
         }
-        Err(miss) => {
+        Err(_) => {
             // A miss counts as a get even with T (memcached knows it touched only on a hit).
             stats.get_cmds.inc();
             stats.get_misses.inc();
-            match miss {
-                Miss::Expired => stats.get_expired.inc(),
-                Miss::Flushed => stats.get_flushed.inc(),
-                Miss::Absent => {}
-            }
             pm::encode_mg_miss(out, req);
         }
     }

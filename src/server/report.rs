@@ -73,8 +73,9 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "cmd_meta", t.meta_cmds);
     push(&mut p, "get_hits", t.get_hits());
     push(&mut p, "get_misses", t.get_misses);
-    push(&mut p, "get_expired", t.get_expired);
-    push(&mut p, "get_flushed", t.get_flushed);
+    // counted by the store for every lookup, as memcached's do_item_get does
+    push(&mut p, "get_expired", s.get_expired);
+    push(&mut p, "get_flushed", s.get_flushed);
     push(&mut p, "delete_misses", t.delete_misses);
     push(&mut p, "delete_hits", t.sum(|s| s.delete_hits));
     push(&mut p, "incr_misses", t.incr_misses);

@@ -299,6 +299,10 @@ pub struct StoreCounters {
     pub slab_reassign_evictions: AtomicU64,
     pub outofmemory: AtomicU64,
     pub direct_reclaims: AtomicU64,
+    /// Lookups (by any command) that found the key expired or flushed, as memcached's
+    /// `do_item_get` counts `get_expired` / `get_flushed` for every caller.
+    pub get_expired: AtomicU64,
+    pub get_flushed: AtomicU64,
 }
 
 /// Outcome of [`Store::reassign`].
@@ -324,6 +328,8 @@ pub struct StoreSnapshot {
     pub evicted_active: u64,
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
+    pub get_expired: u64,
+    pub get_flushed: u64,
     pub limit_bytes: u64,
     pub malloced: u64,
     pub hash_bytes: u64,
@@ -517,6 +523,8 @@ impl Store {
         let r = self.find(table, h, key).ok_or(Miss::Absent)?;
         let it = self.slabs.ptr(r);
         if let Some(why) = self.dead(it, now) {
+            let seen = if why == Miss::Expired { &self.counters.get_expired } else { &self.counters.get_flushed };
+            seen.fetch_add(1, Ordering::Relaxed);
             if why == Miss::Expired && it.bits() & BIT_FETCHED == 0 {
                 self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
                 self.slabs.counters(it.class() as usize).expired_unfetched.fetch_add(1, Ordering::Relaxed);
@@ -1303,6 +1311,8 @@ impl Store {
             &c.slab_reassign_evictions,
             &c.outofmemory,
             &c.direct_reclaims,
+            &c.get_expired,
+            &c.get_flushed,
         ] {
             a.store(0, Ordering::Relaxed);
         }
@@ -1330,6 +1340,8 @@ impl Store {
         s.evicted_active = l(&c.evicted_active);
         s.crawler_reclaimed = l(&c.crawler_reclaimed);
         s.crawler_items_checked = l(&c.crawler_items_checked);
+        s.get_expired = l(&c.get_expired);
+        s.get_flushed = l(&c.get_flushed);
         s.limit_bytes = self.limit_bytes();
         s.malloced = (self.slabs.pages_allocated() * self.slabs.page_size()) as u64;
         s.hash_buckets = buckets;
