@@ -173,3 +173,38 @@ fn memcache_crate_over_udp() {
     assert_eq!(c.get::<String>("udp-mid").unwrap().map(|v| v.len()), Some(3000), "3 datagrams");
     c.delete("udp-n").unwrap();
 }
+
+/// A UDP flood does not starve TCP clients of the same worker: datagrams are served 64 per
+/// turn, then the worker's other events get theirs.
+#[test]
+fn udp_flood_does_not_starve_tcp_clients() {
+    let port = free_port();
+    let srv = Server::start(&["-U", &port.to_string(), "-t", "1"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let u = client(port);
+            let mut d = vec![0, 1, 0, 0, 0, 1, 0, 0];
+            d.extend_from_slice(b"get flood-key\r\n");
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && sent < 2_000_000 {
+                let _ = u.send(&d);
+                sent += 1;
+            }
+            sent
+        })
+    };
+    let mut t = srv.connect();
+    for i in 0..300 {
+        expect(
+            &mut t,
+            format!("set t{i} 0 0 1\r\nx\r\nget t{i}\r\n").as_bytes(),
+            format!("STORED\r\nVALUE t{i} 0 1\r\nx\r\nEND\r\n").as_bytes(),
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(flood.join().unwrap() > 0);
+    let st = common::stats(&mut t, "");
+    assert!(st["get_misses"].parse::<u64>().unwrap() > 0, "the flood was served too");
+}
