@@ -309,6 +309,33 @@ fn expired_and_flushed_finds_are_counted_for_every_command() {
     assert_eq!((st["get_expired"].as_str(), st["get_flushed"].as_str()), (n.as_str(), n.as_str()));
 }
 
+/// Connections are spread evenly over the workers (memcached deals them round-robin), not
+/// left with whichever worker woke first. Read off each worker's epoll set in /proc.
+#[test]
+fn connections_are_spread_over_workers() {
+    let srv = Server::start(&["-t", "4"]);
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        let mut c = srv.connect();
+        expect(&mut c, b"mn\r\n", b"MN\r\n"); // registered and served
+        clients.push(c);
+    }
+    let pid = srv.child.id();
+    let mut per_worker = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+        let is_epoll = std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().contains("eventpoll"));
+        if is_epoll {
+            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()));
+            // each worker also watches the listener and its waker
+            per_worker.push(info.unwrap().matches("tfd:").count() - 2);
+        }
+    }
+    per_worker.sort_unstable();
+    assert_eq!(per_worker.len(), 4, "{per_worker:?}");
+    assert_eq!(per_worker.iter().sum::<usize>(), 40, "{per_worker:?}");
+    assert!(per_worker[3] - per_worker[0] <= 1, "uneven: {per_worker:?}");
+}
+
 #[test]
 fn debugtime_is_refused_without_the_option() {
     let srv = Server::start(&[]);

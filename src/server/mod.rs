@@ -14,6 +14,7 @@ pub mod binary;
 pub mod conn;
 pub mod detail;
 pub mod dump;
+pub mod handoff;
 pub mod listener;
 pub mod meta;
 pub mod report;
@@ -61,6 +62,8 @@ pub struct Shared {
     pub crawler_enabled: AtomicBool,
     /// Settings changed at run time by `lru` and `slabs automove`.
     pub tunables: tunables::Tunables,
+    /// Spreads accepted connections over the workers.
+    pub handoff: handoff::Handoff,
     /// `stats detail` prefix counters.
     pub detail: detail::Detail,
     /// Open connections and listeners by fd, for `stats conns`.
@@ -135,6 +138,7 @@ impl Server {
             detail: detail::Detail::new(config.prefix_delimiter, config.detail_enabled),
             crawler_enabled: AtomicBool::new(config.lru_crawler),
             tunables: tunables::Tunables::new(&config),
+            handoff: handoff::Handoff::new(config.threads),
             config,
             store,
             started: Instant::now(),

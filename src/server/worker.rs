@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Ctx, InBuf, Outcome, Stream, OUTPUT_HIGH_WATER};
+use super::handoff::Arrival;
 use super::listener::{Listener, MioListener};
 use super::report::RESERVED_FDS;
 use super::udp::UdpPort;
@@ -95,6 +96,7 @@ impl Worker {
     ) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        shared.handoff.set_waker(id, waker.clone());
         let mut ls = Vec::new();
         for (i, l) in listeners.iter().enumerate() {
             let mut m = l.try_clone_mio()?;
@@ -151,7 +153,7 @@ impl Worker {
             for (i, ev) in events.iter().enumerate() {
                 let others_waiting = i + 1 < n_events || !self.ready.is_empty();
                 match ev.token() {
-                    WAKER => {}
+                    WAKER => self.adopt_arrivals(),
                     Token(t) if t >= UDP_BASE => self.serve_udp(t - UDP_BASE),
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
                     Token(t) => {
@@ -214,7 +216,7 @@ impl Worker {
                     l.accept().map(|(s, _)| (Stream::Unix(s), "unix:".to_string(), "unix:".to_string()))
                 }
             };
-            let (mut stream, addr, local) = match accepted {
+            let (stream, addr, local) = match accepted {
                 Ok(x) => x,
                 Err(e) if would_block(&e) => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -231,6 +233,7 @@ impl Worker {
             if curr + listeners + RESERVED_FDS + 4 > self.shared.config.maxconns {
                 g.curr_conns.fetch_sub(1, Ordering::Relaxed);
                 g.rejected_conns.fetch_add(1, Ordering::Relaxed);
+                let mut stream = stream;
                 let _ = stream.write(reply::TOO_MANY_CONNS);
                 log::debug!("rejected connection from {addr}: too many open connections");
                 continue;
@@ -248,24 +251,47 @@ impl Worker {
                 udp: false,
                 last_cmd: self.shared.clock().now().into(),
             });
-            let idx = match self.free.pop() {
-                Some(i) => i,
-                None => {
-                    self.conns.push(None);
-                    self.conns.len() - 1
-                }
-            };
-            if let Err(e) =
-                self.poll.registry().register(&mut stream, Token(idx), Interest::READABLE | Interest::WRITABLE)
-            {
-                log::warn!("register failed: {e}");
-                g.curr_conns.fetch_sub(1, Ordering::Relaxed);
-                self.free.push(idx);
-                continue;
-            }
             self.shared.conns.lock().insert(fd, info.clone());
-            self.conns[idx] = Some(Conn::new(stream, fd, info));
+            let handoff = &self.shared.handoff;
+            let to = handoff.pick(self.id);
+            let arrival = Arrival { stream, fd, info };
+            if to == self.id {
+                self.adopt(arrival);
+            } else if let Err(arrival) = handoff.send(to, arrival) {
+                handoff.moved(to, self.id);
+                self.adopt(arrival);
+            }
         }
+    }
+
+    /// Register connections other workers handed to this one.
+    fn adopt_arrivals(&mut self) {
+        for a in self.shared.handoff.take(self.id) {
+            self.adopt(a);
+        }
+    }
+
+    /// Start serving an accepted connection (already counted in `curr_conns`, in this
+    /// worker's load and in the `stats conns` registry).
+    fn adopt(&mut self, a: Arrival) {
+        let Arrival { mut stream, fd, info } = a;
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(idx), Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("register failed: {e}");
+            self.shared.stats.global.curr_conns.fetch_sub(1, Ordering::Relaxed);
+            self.shared.conns.lock().remove(&fd);
+            self.shared.handoff.done(self.id);
+            self.free.push(idx);
+            return;
+        }
+        self.conns[idx] = Some(Conn::new(stream, fd, info));
     }
 
     /// Read what is available, process it, write the replies.
@@ -426,6 +452,7 @@ impl Worker {
         let _ = self.poll.registry().deregister(&mut c.stream);
         self.shared.conns.lock().remove(&c.fd);
         self.shared.stats.global.curr_conns.fetch_sub(1, Ordering::Relaxed);
+        self.shared.handoff.done(self.id);
         self.free.push(t);
     }
 
