@@ -2,8 +2,8 @@
 //!
 //! Module map:
 //! - `config`: memcached's command line (clap) and validated settings.
-//! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, `binary`, number
-//!   rules in `num`).
+//! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, `binary`, UDP
+//!   framing in `udp`, metadump lines in `metadump`, number rules in `num`).
 //! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry. No protocol.
 //! - `server`: listeners, worker event loops, connections, and the dispatch glue that is the
 //!   only code seeing both protocols and storage.
@@ -15,7 +15,8 @@
 //! Thread model:
 //! ```text
 //!  main ── binds listeners, spawns workers, waits for a signal or `shutdown`
-//!   ├─ worker-0 .. worker-(t-1): one mio::Poll each; accept on every listener; serve own conns
+//!   ├─ worker-0 .. worker-(t-1): one mio::Poll each; accept on every listener and hand each
+//!   │    connection to the least-loaded worker; serve own conns and the shared UDP sockets
 //!   └─ maintenance: ticks the clock, crawls stripes for expired items
 //! ```
 //! Lock order: shard (index stripe) -> slab class. Never two shards at once, except by

@@ -1,13 +1,16 @@
 //! The server: listeners, worker threads and the glue between protocols and storage.
 //!
-//! Owns: binding (`listener`), the worker event loops (`worker`), per-connection buffers and
-//! framing (`conn`), protocol dispatch (`text`, `binary`), SASL users (`sasl`), `stats` output
-//! (`report`), and the background maintenance thread (clock ticks, expiry crawling).
+//! Owns: binding (`listener`), the worker event loops (`worker`), spreading connections over
+//! workers (`handoff`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
+//! `binary`, `meta`), UDP datagrams (`udp`), streamed metadumps (`dump`), run-time settings
+//! (`tunables`), SASL users (`sasl`), `stats` output (`report`), and the background
+//! maintenance thread (clock ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
 //!
 //! Thread model: `-t` workers, each with its own `mio::Poll`, each accepting on (a clone of)
-//! every listener and serving the connections it accepted until they close. Workers share only
+//! every listener, handing each new connection to the worker with the fewest, and serving
+//! its connections until they close; every worker also reads the shared UDP sockets. Workers share only
 //! `Shared`: the store (lock-striped), the counters (per-worker, single writer) and flags.
 
 pub mod binary;
