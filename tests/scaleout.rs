@@ -188,7 +188,7 @@ fn start_on(port: u16) -> Server {
             if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
-            if common::listening(port) && matches!(child.try_wait(), Ok(None)) {
+            if common::listening(child.id(), port) && matches!(child.try_wait(), Ok(None)) {
                 return Server { child, port };
             }
             std::thread::sleep(Duration::from_millis(10));

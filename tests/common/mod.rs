@@ -29,15 +29,35 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Whether some socket listens on 127.0.0.1:`port` or the wildcard (Linux `/proc/net/tcp`).
-pub fn listening(port: u16) -> bool {
+/// Whether process `pid` itself listens on TCP `port` (Linux: a LISTEN row for the port in
+/// `/proc/net/tcp{,6}` whose socket inode is one of the process's descriptors). Checking the
+/// owner matters: two tests may be handed the same free port, and then the second server
+/// fails to bind while the first one's socket makes the port look taken.
+pub fn listening(pid: u32, port: u16) -> bool {
     let want = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
-        std::fs::read_to_string(f).unwrap_or_default().lines().skip(1).any(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            cols.len() > 3 && cols[1].ends_with(&want) && cols[3] == "0A"
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    (cols.len() > 9 && cols[1].ends_with(&want) && cols[3] == "0A")
+                        .then(|| format!("socket:[{}]", cols[9]))
+                })
+                .collect::<Vec<_>>()
         })
-    })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.iter().any(|i| l.to_string_lossy() == i.as_str())))
 }
 
 /// A running server process, killed on drop.
@@ -82,7 +102,7 @@ impl Server {
                 // Probe the kernel's socket table, not by connecting (a probe connection would
                 // show up in the server's counters) nor by binding (a bound-but-not-listening
                 // socket, or some client's ephemeral port, would pass for a started server).
-                if listening(port) && matches!(child.try_wait(), Ok(None)) {
+                if listening(child.id(), port) && matches!(child.try_wait(), Ok(None)) {
                     return Server { child, port };
                 }
                 std::thread::sleep(Duration::from_millis(10));
