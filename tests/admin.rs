@@ -4,15 +4,7 @@
 
 mod common;
 
-use common::{expect, stats, Server};
-
-fn servers(args: &[&str]) -> Vec<(&'static str, Server)> {
-    let mut v = vec![("rustcached", Server::start(args))];
-    if let Some(mc) = common::memcached_bin() {
-        v.push(("memcached", Server::start_bin(mc, args)));
-    }
-    v
-}
+use common::{expect, servers, stats, Server};
 
 #[test]
 fn lru_and_automove_commands_match_memcached() {

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{read_n, read_to_close, Server};
+use common::{read_n, read_to_close, servers, Server};
 
 const GET: u8 = 0x00;
 const SET: u8 = 0x01;
@@ -130,15 +130,6 @@ fn exp(t: u32) -> [u8; 4] {
 
 fn counter(op: u8, opaque: u32, cas: u64, value: u64) -> Vec<u8> {
     ok(op, opaque, cas, &[], &[], &value.to_be_bytes())
-}
-
-/// Servers to check a conversation against: rustcached, and memcached when installed.
-fn servers(args: &[&str]) -> Vec<(&'static str, Server)> {
-    let mut v = vec![("rustcached", Server::start(args))];
-    if let Some(mc) = common::memcached_bin() {
-        v.push(("memcached", Server::start_bin(mc, args)));
-    }
-    v
 }
 
 fn conn(srv: &Server) -> TcpStream {

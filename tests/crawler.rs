@@ -11,15 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{expect, read_until_end, Server};
-
-fn servers(args: &[&str]) -> Vec<(&'static str, Server)> {
-    let mut v = vec![("rustcached", Server::start(args))];
-    if let Some(mc) = common::memcached_bin() {
-        v.push(("memcached", Server::start_bin(mc, args)));
-    }
-    v
-}
+use common::{expect, read_until_end, servers, Server};
 
 fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64

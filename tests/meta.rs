@@ -11,16 +11,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{expect, read_n, Server};
-
-/// rustcached, plus memcached when installed: the scenarios 1.6.18 defines must hold for both.
-fn servers(args: &[&str]) -> Vec<(&'static str, Server)> {
-    let mut v = vec![("rustcached", Server::start(args))];
-    if let Some(mc) = common::memcached_bin() {
-        v.push(("memcached", Server::start_bin(mc, args)));
-    }
-    v
-}
+use common::{expect, read_n, servers, Server};
 
 fn connect(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");

@@ -60,6 +60,16 @@ pub fn listening(pid: u32, port: u16) -> bool {
         .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.iter().any(|i| l.to_string_lossy() == i.as_str())))
 }
 
+/// rustcached, plus Debian's memcached when installed, started with the same arguments: the
+/// scenarios 1.6.18 defines run against both (memcached as the oracle).
+pub fn servers(args: &[&str]) -> Vec<(&'static str, Server)> {
+    let mut v = vec![("rustcached", Server::start(args))];
+    if let Some(mc) = memcached_bin() {
+        v.push(("memcached", Server::start_bin(mc, args)));
+    }
+    v
+}
+
 /// A running server process, killed on drop.
 pub struct Server {
     pub child: Child,
