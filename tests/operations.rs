@@ -16,9 +16,11 @@ fn tmpdir(tag: &str) -> std::path::PathBuf {
     d
 }
 
+/// Wait until `child` itself listens on `port` (not merely some process: two tests can draw
+/// the same free port, and a connect would then reach the other test's server).
 fn wait_port(port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !common::listening(child.id(), port) {
         assert!(child.try_wait().unwrap().is_none(), "server exited early");
         assert!(Instant::now() < deadline, "server did not listen on {port}");
         std::thread::sleep(Duration::from_millis(10));
