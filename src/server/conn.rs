@@ -2,9 +2,15 @@
 //!
 //! Owns: protocol detection (first byte, or `-B`), the request loop that frames commands out of
 //! the input and hands them to the dispatcher, data-block waiting (`need`), swallowing data that
-//! is refused (`swallow`), and the per-wakeup request budget (`-R`). Buffers are kept only while
-//! they hold leftovers: idle connections own no buffer memory (the worker lends its scratch
-//! buffers while a connection is being served).
+//! is refused (`swallow`), receiving a storage command's value straight into its reserved item
+//! (`Staged`, for all three protocols), and the per-wakeup request budget (`-R`). Buffers are
+//! kept only while they hold leftovers: idle connections own no buffer memory (the worker lends
+//! its scratch buffers while a connection is being served).
+//!
+//! Memory per connection: the input it keeps is at most a partial request head (a text line
+//! of at most `LINE_MAX` bytes, a binary header with extras and key); a value that has not all
+//! arrived lives in its item's chunk in slab memory (within `-m`), and replies are bounded as
+//! `out` describes.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -12,12 +18,13 @@ use std::sync::Arc;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
+use super::out::Out;
 use super::text;
 use super::{ConnInfo, Shared};
 use crate::config::Binding;
 use crate::protocol::text::{self as ptext, Command, Frame};
 use crate::stats::ThreadStats;
-use crate::storage::Miss;
+use crate::storage::{Miss, Reservation, Store, StoreOutcome, StoreReq};
 
 /// A connected socket, or none for the one-shot connection a UDP datagram is served as
 /// (its replies are sent by `server::udp`).
@@ -46,6 +53,13 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Datagram => Err(no_stream()),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
             Stream::Datagram => Err(no_stream()),
         }
     }
@@ -141,9 +155,109 @@ impl InBuf {
     }
 }
 
-/// A connection with more unsent output than this is not served until the socket drains it,
-/// so a client that does not read cannot make the server buffer without bound.
-pub const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// The value of a storage command: in the input buffer, or received into its reserved item.
+pub enum Value<'a> {
+    Bytes(&'a [u8]),
+    Staged(Reservation),
+}
+
+impl<'a> Value<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Bytes(b) => b.len(),
+            Value::Staged(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes for `StoreReq::value` (empty for a staged value: the reservation holds it).
+    pub fn bytes(&self) -> &'a [u8] {
+        match self {
+            Value::Bytes(b) => b,
+            Value::Staged(_) => &[],
+        }
+    }
+
+    /// Execute the store: `req.value` must be `self.bytes()`.
+    pub fn store(self, store: &Store, req: &StoreReq<'_>) -> (StoreOutcome, usize) {
+        match self {
+            Value::Bytes(_) => store.store_sized(req),
+            Value::Staged(res) => res.commit(req),
+        }
+    }
+}
+
+/// Which protocol module finishes a staged storage command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StagedKind {
+    Text,
+    Meta,
+    Binary,
+}
+
+/// A storage command whose value is being received straight into its reserved item.
+#[derive(Debug)]
+pub struct Staged {
+    /// The request head, decoded again when the value is complete: the text or meta line with
+    /// its newline, or the binary header, extras and key.
+    pub head: Vec<u8>,
+    pub kind: StagedKind,
+    pub res: Reservation,
+    /// Value bytes received so far.
+    filled: usize,
+    /// The terminator after the value (`\r\n` for text and meta; none for binary).
+    trailer: [u8; 2],
+    trailer_len: usize,
+    trailer_got: usize,
+}
+
+impl Staged {
+    /// Take bytes from `input` into the value, then the terminator. Returns bytes used.
+    pub fn feed(&mut self, input: &[u8]) -> usize {
+        let mut used = 0;
+        let want = self.res.len() - self.filled;
+        if want > 0 {
+            let n = want.min(input.len());
+            self.res.value_mut()[self.filled..self.filled + n].copy_from_slice(&input[..n]);
+            self.filled += n;
+            used = n;
+        }
+        while used < input.len() && self.trailer_got < self.trailer_len {
+            self.trailer[self.trailer_got] = input[used];
+            self.trailer_got += 1;
+            used += 1;
+        }
+        used
+    }
+
+    /// Room for value bytes still to come (read from the socket straight into the item).
+    pub fn spare(&mut self) -> &mut [u8] {
+        let filled = self.filled;
+        &mut self.res.value_mut()[filled..]
+    }
+
+    /// Count `n` bytes written into `spare` as received.
+    pub fn commit(&mut self, n: usize) {
+        self.filled = (self.filled + n).min(self.res.len());
+    }
+
+    pub fn complete(&self) -> bool {
+        self.filled == self.res.len() && self.trailer_got == self.trailer_len
+    }
+
+    /// The value was followed by `\r\n` (always true for binary).
+    pub fn terminated(&self) -> bool {
+        self.trailer[..self.trailer_len] == *b"\r\n"
+    }
+}
+
+/// A connection whose pending output is over `out`'s high-water marks is not served until the
+/// socket drains it, so a client that does not read cannot make the server buffer without
+/// bound. `lru_crawler metadump` streams in steps of this many bytes.
+pub const DUMP_STEP: usize = super::out::COPY_HIGH_WATER;
 
 /// Which protocol a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,7 +335,9 @@ pub struct Conn {
     /// Unprocessed input kept between wakeups (empty when idle).
     pub rbuf: InBuf,
     /// Output not yet accepted by the socket (empty when idle).
-    pub wbuf: Vec<u8>,
+    pub wbuf: Out,
+    /// A storage command's value being received into its item.
+    pub staged: Option<Box<Staged>>,
     pub proto: Proto,
     /// Bytes of refused data still to discard.
     pub swallow: usize,
@@ -249,7 +365,8 @@ impl Conn {
             stream,
             fd,
             rbuf: InBuf::default(),
-            wbuf: Vec::new(),
+            wbuf: Out::default(),
+            staged: None,
             proto: Proto::Unknown,
             swallow: 0,
             need: 0,
@@ -270,6 +387,27 @@ impl Conn {
         self.need = 0;
         self.closing = false;
         self.dump = None;
+        self.staged = None;
+    }
+
+    /// Start receiving a storage command's value into `res`: `head` is the request head, `have`
+    /// the value bytes already read (fewer than the value and its terminator). The caller
+    /// consumes `head` and `have`.
+    pub fn stage(&mut self, kind: StagedKind, head: &[u8], res: Reservation, have: &[u8]) {
+        let trailer_len = if kind == StagedKind::Binary { 0 } else { 2 };
+        let mut st = Box::new(Staged {
+            head: head.to_vec(),
+            kind,
+            res,
+            filled: 0,
+            trailer: [0; 2],
+            trailer_len,
+            trailer_got: 0,
+        });
+        let used = st.feed(have);
+        debug_assert_eq!(used, have.len());
+        self.need = 0;
+        self.staged = Some(st);
     }
 
     /// The connection must close without writing anything more.
@@ -279,9 +417,21 @@ impl Conn {
 
     /// Process complete requests at the start of `input`, appending replies to `out`.
     /// Returns the bytes consumed and what to do next. At most `budget` requests are served.
-    pub fn process(&mut self, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>, mut budget: usize) -> (usize, Outcome) {
+    pub fn process(&mut self, input: &[u8], out: &mut Out, ctx: &Ctx<'_>, mut budget: usize) -> (usize, Outcome) {
         let mut pos = 0;
         loop {
+            if let Some(st) = &mut self.staged {
+                pos += st.feed(&input[pos..]);
+                if !st.complete() {
+                    return (pos, Outcome::Continue);
+                }
+                let st = self.staged.take().expect("staged");
+                match st.kind {
+                    StagedKind::Text => text::finish_staged(ctx, *st, out),
+                    StagedKind::Meta => super::meta::finish_staged(ctx, *st, out),
+                    StagedKind::Binary => super::binary::finish_staged(ctx, *st, out),
+                }
+            }
             if let Some(dump) = &mut self.dump {
                 if !dump.more(ctx, out) {
                     return (pos, Outcome::Blocked);
@@ -300,7 +450,7 @@ impl Conn {
             if rest.is_empty() || rest.len() < self.need {
                 return (pos, Outcome::Continue);
             }
-            if out.len() > OUTPUT_HIGH_WATER {
+            if out.over_high_water() {
                 return (pos, Outcome::Blocked);
             }
             if budget == 0 {
@@ -345,15 +495,26 @@ impl Conn {
                             }
                             let total = consumed + sc.bytes + 2;
                             if rest.len() < total {
-                                self.need = total;
-                                return (pos, Outcome::Continue);
+                                // The value is still arriving: receive it into its item.
+                                match ctx.shared.store.reserve(sc.key, sc.bytes, sc.flags) {
+                                    Ok(res) => {
+                                        self.stage(StagedKind::Text, &rest[..consumed], res, &rest[consumed..]);
+                                        pos = input.len();
+                                    }
+                                    Err(failed) => {
+                                        text::refuse_unallocated(ctx, &sc, failed, out);
+                                        pos += consumed;
+                                        self.swallow = sc.bytes + 2;
+                                    }
+                                }
+                                continue;
                             }
                             self.need = 0;
                             let data = &rest[consumed..consumed + sc.bytes];
                             if &rest[consumed + sc.bytes..total] != b"\r\n" {
                                 text::bad_chunk(ctx, &sc, out);
                             } else {
-                                text::store(ctx, &sc, data, out);
+                                text::store(ctx, &sc, Value::Bytes(data), out);
                             }
                             pos += total;
                         } else {

@@ -20,8 +20,11 @@ pub mod dump;
 pub mod handoff;
 pub mod listener;
 pub mod meta;
+pub mod out;
 pub mod report;
 pub mod sasl;
+#[doc(hidden)]
+pub mod sim;
 pub mod text;
 pub mod tunables;
 pub mod udp;
@@ -55,7 +58,7 @@ pub struct ConnInfo {
 /// State shared by all threads.
 pub struct Shared {
     pub config: Config,
-    pub store: Store,
+    pub store: Arc<Store>,
     pub stats: Stats,
     pub started: Instant,
     pub verbosity: AtomicU32,
@@ -78,6 +81,39 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The state of a server with these settings, before anything is bound.
+    pub fn new(config: Config, sasl: sasl::Passwords) -> Arc<Shared> {
+        let clock = Arc::new(Clock::new());
+        let store_cfg = StoreConfig {
+            limit_bytes: config.maxbytes,
+            item_size_max: config.item_size_max,
+            factor: config.factor,
+            min_space: config.chunk_size,
+            chunk_max: config.slab_chunk_max,
+            slab_sizes: config.slab_sizes.clone(),
+            evictions: config.evictions,
+            use_cas: config.use_cas,
+            shard_bits: 10,
+        };
+        let store = Arc::new(Store::new(&store_cfg, clock));
+        Arc::new(Shared {
+            verbosity: AtomicU32::new(config.verbose as u32),
+            stats: Stats::new(config.threads),
+            detail: detail::Detail::new(config.prefix_delimiter, config.detail_enabled),
+            crawler_enabled: AtomicBool::new(config.lru_crawler),
+            tunables: tunables::Tunables::new(&config),
+            handoff: handoff::Handoff::new(config.threads),
+            config,
+            store,
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+            conns: Mutex::new(BTreeMap::new()),
+            sasl,
+            stop_lock: StdMutex::new(false),
+            stop_cv: Condvar::new(),
+        })
+    }
+
     pub fn clock(&self) -> &Clock {
         self.store.clock()
     }
@@ -119,38 +155,10 @@ pub struct Server {
 impl Server {
     /// Build the store and bind every listener.
     pub fn bind(config: Config) -> io::Result<Server> {
-        let clock = Arc::new(Clock::new());
-        let store_cfg = StoreConfig {
-            limit_bytes: config.maxbytes,
-            item_size_max: config.item_size_max,
-            factor: config.factor,
-            min_space: config.chunk_size,
-            chunk_max: config.slab_chunk_max,
-            slab_sizes: config.slab_sizes.clone(),
-            evictions: config.evictions,
-            use_cas: config.use_cas,
-            shard_bits: 10,
-        };
-        let store = Store::new(&store_cfg, clock);
+        let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
         let listeners = listener::bind_all(&config)?;
         let udp = listener::bind_udp(&config)?;
-        let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
-        let shared = Arc::new(Shared {
-            verbosity: AtomicU32::new(config.verbose as u32),
-            stats: Stats::new(config.threads),
-            detail: detail::Detail::new(config.prefix_delimiter, config.detail_enabled),
-            crawler_enabled: AtomicBool::new(config.lru_crawler),
-            tunables: tunables::Tunables::new(&config),
-            handoff: handoff::Handoff::new(config.threads),
-            config,
-            store,
-            started: Instant::now(),
-            stopping: AtomicBool::new(false),
-            conns: Mutex::new(BTreeMap::new()),
-            sasl,
-            stop_lock: StdMutex::new(false),
-            stop_cv: Condvar::new(),
-        });
+        let shared = Shared::new(config, sasl);
         {
             let mut reg = shared.conns.lock();
             for l in &listeners {

@@ -6,7 +6,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::conn::{Action, Ctx};
+use super::conn::{Action, Ctx, Staged, Value};
+use super::out::Out;
 use super::report;
 use crate::config::VERSION;
 use crate::protocol::text::{self as ptext, reply, Command, LruCmd, StoreCmd, StoreKind};
@@ -50,8 +51,43 @@ pub fn bad_chunk(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) {
     put(out, sc.noreply, reply::BAD_CHUNK);
 }
 
+/// A storage command whose item could not be reserved when its line arrived (the caller
+/// swallows the data block): memcached's reply, and a `set` drops the old item.
+pub fn refuse_unallocated(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, failed: StoreOutcome, out: &mut Vec<u8>) {
+    if sc.kind == StoreKind::Set {
+        ctx.shared.store.delete(sc.key, 0);
+    }
+    if failed == StoreOutcome::TooLarge {
+        ctx.stats.store_too_large.inc();
+        put(out, sc.noreply, reply::TOO_LARGE);
+    } else {
+        ctx.stats.store_no_memory.inc();
+        put(out, sc.noreply, reply::NO_MEMORY);
+    }
+}
+
+/// A staged storage command whose value (and terminator) has arrived.
+pub fn finish_staged(ctx: &Ctx<'_>, st: Staged, out: &mut Out) {
+    let Command::Store(sc) = ptext::parse(line_of(&st.head)) else {
+        unreachable!("a staged text head is a storage command");
+    };
+    if st.terminated() {
+        store(ctx, &sc, Value::Staged(st.res), out);
+    } else {
+        bad_chunk(ctx, &sc, out);
+    }
+}
+
+/// A request line without its `\r\n` or `\n`.
+pub fn line_of(head: &[u8]) -> &[u8] {
+    match ptext::frame(head) {
+        ptext::Frame::Line { len, .. } => &head[..len],
+        _ => head,
+    }
+}
+
 /// A storage command with its data block.
-pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
+pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, out: &mut Vec<u8>) {
     let store = &ctx.shared.store;
     let mode = match sc.kind {
         StoreKind::Set => Mode::Set,
@@ -62,12 +98,12 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
         StoreKind::Cas => Mode::Cas,
     };
     ctx.shared.detail.set(sc.key);
-    let mut req = StoreReq::new(mode, sc.key, data, sc.flags, sc.exptime);
+    let mut req = StoreReq::new(mode, sc.key, value.bytes(), sc.flags, sc.exptime);
     req.cas = sc.cas;
     let class =
-        store.slabs().class_for(item::item_size_flags(sc.key.len(), data.len(), sc.flags)).unwrap_or(0) as usize;
+        store.slabs().class_for(item::item_size_flags(sc.key.len(), value.len(), sc.flags)).unwrap_or(0) as usize;
     let slab = &ctx.stats.slab[class];
-    let outcome = store.store(&req);
+    let outcome = value.store(store, &req).0;
     if !matches!(outcome, StoreOutcome::NoMemory | StoreOutcome::TooLarge) {
         slab.set_cmds.inc();
     }
@@ -100,7 +136,7 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Every other command.
-pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
+pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
     let sh = ctx.shared;
     let store = &sh.store;
     match cmd {
@@ -242,7 +278,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
     Action::Continue
 }
 
-fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<u8>) {
+fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out) {
     let store = &ctx.shared.store;
     let start = out.len();
     let opts = match touch {
@@ -274,7 +310,7 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<
                 num(out, e.cas());
             }
             out.extend_from_slice(b"\r\n");
-            out.extend_from_slice(v);
+            out.value(e, store);
             out.extend_from_slice(b"\r\n");
             e.class()
         });

@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use super::conn::{Conn, Ctx, Outcome, Proto, Stream};
+use super::out::Out;
 use super::ConnInfo;
 use crate::protocol::udp;
 
@@ -22,7 +23,7 @@ pub struct UdpPort {
     pub sock: mio::net::UdpSocket,
     conn: Conn,
     buf: Vec<u8>,
-    out: Vec<u8>,
+    out: Out,
     ends: Vec<usize>,
 }
 
@@ -37,7 +38,7 @@ impl UdpPort {
         let info =
             Arc::new(ConnInfo { listen_addr: addr.clone(), addr, listening: false, udp: true, last_cmd: 0.into() });
         let conn = Conn::new(Stream::Datagram, fd, info.clone());
-        Ok((UdpPort { sock, conn, buf: vec![0; RECV_MAX], out: Vec::new(), ends: Vec::new() }, fd, info))
+        Ok((UdpPort { sock, conn, buf: vec![0; RECV_MAX], out: Out::copying(), ends: Vec::new() }, fd, info))
     }
 
     /// Serve up to `budget` datagrams. Returns true when the budget ran out (more may wait:

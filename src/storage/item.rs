@@ -58,6 +58,9 @@ pub const BIT_STALE: u8 = 4;
 pub const BIT_TOKEN_SENT: u8 = 8;
 /// The client gave the key base64-encoded (meta `b`): replies echo it the same way.
 pub const BIT_KEY_BINARY: u8 = 16;
+/// Referenced by an unsent reply (`storage::handle`): not evicted, not rewritten in place, and
+/// not freed when unlinked until the last reference is dropped.
+pub const BIT_PINNED: u8 = 32;
 
 /// A pointer to the start of an item's chunk.
 ///

@@ -20,6 +20,7 @@
 
 mod arena;
 pub mod clock;
+mod handle;
 pub mod item;
 pub mod slab;
 
@@ -32,9 +33,10 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 pub use clock::Clock;
+pub use handle::{Pinned, Reservation};
 use item::{
-    ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_KEY_BINARY, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE, STATE_LINKED,
-    STATE_RESERVED,
+    ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_KEY_BINARY, BIT_PINNED, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE,
+    STATE_LINKED, STATE_RESERVED,
 };
 use slab::{ChunkRef, ClassSnapshot, SlabConfig, Slabs};
 
@@ -208,6 +210,7 @@ impl GetOpts {
 /// A live item, seen while its shard is locked (only inside the callbacks of `get`/`update`).
 pub struct Entry<'s> {
     it: ItemPtr,
+    chunk: ChunkRef,
     store: &'s Store,
     /// Last access before this request (relative seconds).
     pub prev_atime: u32,
@@ -362,10 +365,16 @@ pub struct Store {
     item_size_max: usize,
     limit_bytes: AtomicU64,
     pub counters: StoreCounters,
+    /// Pin counts of items referenced by unsent replies (`handle::Pinned`). Lock order:
+    /// shard -> pins -> class.
+    pins: Mutex<std::collections::HashMap<ChunkRef, handle::PinCount>>,
 }
 
 /// Chunks the eviction hand may look at for one allocation before giving up.
 const EVICT_SCAN_LIMIT: usize = 50_000;
+
+/// How long a page move waits (in yields) for a RESERVED chunk before giving up on the page.
+const DRAIN_WAIT_YIELDS: u32 = 64;
 
 impl Store {
     pub fn new(cfg: &StoreConfig, clock: Arc<Clock>) -> Store {
@@ -408,6 +417,7 @@ impl Store {
             item_size_max: cfg.item_size_max,
             limit_bytes: AtomicU64::new(cfg.limit_bytes as u64),
             counters: StoreCounters::default(),
+            pins: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -466,8 +476,9 @@ impl Store {
 
     /// An `Entry` for a live item whose shard lock the caller holds.
     #[inline]
-    fn entry(&self, it: ItemPtr, created: bool) -> Entry<'_> {
-        Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0, created }
+    fn entry(&self, chunk: ChunkRef, created: bool) -> Entry<'_> {
+        let it = self.slabs.ptr(chunk);
+        Entry { it, chunk, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0, created }
     }
 
     /// Why `it` is not live, if it is not.
@@ -495,7 +506,7 @@ impl Store {
         let it = self.slabs.ptr(r);
         shard.items.fetch_sub(1, Ordering::Relaxed);
         shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
-        self.slabs.free(r, it);
+        self.release(r, it);
     }
 
     /// Link a RESERVED chunk, replacing `old` if given. Shard lock held.
@@ -542,12 +553,13 @@ impl Store {
         let now = self.clock.now();
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
-        Ok(self.hit_locked(self.slabs.ptr(r), opts, now, false, f))
+        Ok(self.hit_locked(r, opts, now, false, f))
     }
 
     /// Apply `opts` to a live item and call `f`. Shard lock held.
-    fn hit_locked<R>(&self, it: ItemPtr, opts: GetOpts, now: u32, created: bool, f: impl FnOnce(&Entry<'_>) -> R) -> R {
-        let entry = self.entry(it, created);
+    fn hit_locked<R>(&self, r: ChunkRef, opts: GetOpts, now: u32, created: bool, f: impl FnOnce(&Entry<'_>) -> R) -> R {
+        let entry = self.entry(r, created);
+        let it = entry.it;
         if let Some(t) = opts.touch {
             it.set_exptime(self.clock.realtime(t));
         }
@@ -576,7 +588,7 @@ impl Store {
             let now = self.clock.now();
             let mut table = shard.index.lock();
             if let Ok(r) = self.lookup_locked(&mut table, shard, h, key, now) {
-                return Ok(self.hit_locked(self.slabs.ptr(r), opts, now, false, f));
+                return Ok(self.hit_locked(r, opts, now, false, f));
             }
         }
         if key.len() > KEY_MAX || self.too_large(key.len(), 0, 0) {
@@ -591,13 +603,13 @@ impl Store {
             Ok(o) => {
                 // Someone created it meanwhile: ours is not needed.
                 self.abandon(r);
-                Ok(self.hit_locked(self.slabs.ptr(o), opts, now, false, f))
+                Ok(self.hit_locked(o, opts, now, false, f))
             }
             Err(_) => {
                 let it = self.slabs.ptr(r);
                 it.set_cas(cas.unwrap_or_else(|| self.next_cas()));
                 self.link_locked(&mut table, shard, h, r, None);
-                Ok(self.hit_locked(it, opts, now, true, f))
+                Ok(self.hit_locked(r, opts, now, true, f))
             }
         }
     }
@@ -620,8 +632,11 @@ impl Store {
             return Some(r);
         }
         if !self.evictions_enabled {
-            self.note_oom(class);
-            return None;
+            let r = self.slabs.try_alloc_first_page(class, size);
+            if r.is_none() {
+                self.note_oom(class);
+            }
+            return r;
         }
         for _ in 0..4 {
             if let Some(r) = self.evict_one(class, size) {
@@ -634,8 +649,9 @@ impl Store {
                 return Some(r);
             }
         }
-        // Last try: somebody may have freed memory meanwhile.
-        let r = self.slabs.try_alloc(class, size);
+        // Last try: somebody may have freed memory meanwhile; a class with no page at all may
+        // take one past the budget (memcached's rule; see `Slabs::take_page`).
+        let r = self.slabs.try_alloc(class, size).or_else(|| self.slabs.try_alloc_first_page(class, size));
         if r.is_none() {
             self.note_oom(class);
         }
@@ -678,7 +694,8 @@ impl Store {
             let Some(mut table) = shard.index.try_lock() else {
                 continue;
             };
-            if it.state() != STATE_LINKED {
+            // A pinned item is still being sent: its chunk cannot be reused yet.
+            if it.state() != STATE_LINKED || it.bits() & BIT_PINNED != 0 {
                 continue;
             }
             if let Ok(e) = table.find_entry(h, |&x| x == r) {
@@ -774,19 +791,29 @@ impl Store {
     /// Empty one page of `victim` into the spare pool, evicting what it holds. The caller
     /// holds the mover lock.
     fn drain_page(&self, victim: u8) -> bool {
-        let Some((page, carved)) = self.slabs.begin_drain(victim) else {
+        let busy = |it: ItemPtr| it.state() == STATE_RESERVED || it.bits() & BIT_PINNED != 0;
+        let Some((page, carved)) = self.slabs.begin_drain(victim, busy) else {
             return false;
         };
         let counters = self.slabs.counters(victim as usize);
         for slot in 0..carved {
             let (r, it) = self.slabs.drain_ptr(victim, page, slot);
+            let mut waited = 0;
             loop {
                 match it.state() {
                     STATE_FREE => break,
-                    STATE_RESERVED => {
-                        // Being filled by another thread: it will link or free it shortly.
+                    STATE_RESERVED if waited < DRAIN_WAIT_YIELDS => {
+                        // Usually an item being built by another thread, linked or freed
+                        // within microseconds.
+                        waited += 1;
                         std::thread::yield_now();
                         continue;
+                    }
+                    STATE_RESERVED => {
+                        // A value still arriving from a client, or a replaced item still being
+                        // sent: it may stay for as long as that client stalls. Give up.
+                        self.slabs.abort_drain(victim, page, carved);
+                        return false;
                     }
                     _ => {}
                 }
@@ -797,6 +824,11 @@ impl Store {
                 let mut table = shard.index.lock();
                 if it.state() != STATE_LINKED {
                     continue;
+                }
+                if it.bits() & BIT_PINNED != 0 {
+                    drop(table);
+                    self.slabs.abort_drain(victim, page, carved);
+                    return false;
                 }
                 if let Ok(e) = table.find_entry(h, |&x| x == r) {
                     e.remove();
@@ -881,7 +913,14 @@ impl Store {
             }
             return StoreOutcome::NoMemory;
         };
+        self.store_whole_in(req, r)
+    }
+
+    /// The second half of a whole-value store: link the filled RESERVED chunk `r` (key, flags
+    /// and value already in place) as `req.mode` says, or free it.
+    fn store_whole_in(&self, req: &StoreReq<'_>, r: ChunkRef) -> StoreOutcome {
         let it = self.slabs.ptr(r);
+        it.set_exptime(self.clock.realtime(req.exptime));
         if req.key_binary {
             it.set_bits(BIT_KEY_BINARY);
         }
@@ -1067,7 +1106,7 @@ impl Store {
                     let it = self.slabs.ptr(r);
                     it.set_cas(new_cas.unwrap_or_else(|| self.next_cas()));
                     self.link_locked(&mut table, shard, h, r, None);
-                    return Ok(f(&self.entry(it, true), initial));
+                    return Ok(f(&self.entry(r, true), initial));
                 }
             };
             let oit = self.slabs.ptr(o);
@@ -1079,7 +1118,8 @@ impl Store {
             };
             let value = if incr { cur.wrapping_add(delta) } else { cur.saturating_sub(delta) };
             let digits = buf.format(value).as_bytes();
-            if digits.len() <= oit.vlen() {
+            // In place only when no unsent reply references the value (see `handle`).
+            if digits.len() <= oit.vlen() && oit.bits() & BIT_PINNED == 0 {
                 let v = oit.value_mut();
                 v[..digits.len()].copy_from_slice(digits);
                 v[digits.len()..].fill(b' ');
@@ -1087,7 +1127,7 @@ impl Store {
                 oit.set_cas(cas);
                 oit.set_bits(BIT_ACTIVE);
                 oit.set_atime(now);
-                return Ok(f(&self.entry(oit, false), value));
+                return Ok(f(&self.entry(o, false), value));
             }
             // The number grew: build a new item and swap it in if nothing changed meanwhile.
             let (old_cas, flags, exptime) = (oit.cas(), oit.flags(), oit.exptime());
@@ -1103,7 +1143,7 @@ impl Store {
                     it.set_cas(cas);
                     it.set_bits(BIT_ACTIVE);
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return Ok(f(&self.entry(it, false), value));
+                    return Ok(f(&self.entry(r, false), value));
                 }
                 _ => {
                     drop(table);
@@ -1150,7 +1190,7 @@ impl Store {
                     let it = self.slabs.ptr(r);
                     it.set_cas(cas.unwrap_or(old_cas));
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return Ok(f(&self.entry(it, false)));
+                    return Ok(f(&self.entry(r, false)));
                 }
                 _ => {
                     drop(table);
@@ -1186,8 +1226,7 @@ impl Store {
         let now = self.clock.now();
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
-        let it = self.slabs.ptr(r);
-        let entry = self.entry(it, false);
+        let entry = self.entry(r, false);
         let (out, remove) = f(&entry);
         if remove {
             self.unlink_locked(&mut table, shard, h, r);
@@ -1252,7 +1291,7 @@ impl Store {
                 }
                 shard.items.fetch_sub(1, Ordering::Relaxed);
                 shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
-                self.slabs.free(r, it);
+                self.release(r, it);
                 reclaimed += 1;
                 false
             });
@@ -1285,11 +1324,10 @@ impl Store {
         let now = self.clock.now();
         let table = shard.index.lock();
         for &r in table.iter() {
-            let it = self.slabs.ptr(r);
-            if self.dead(it, now).is_some() {
+            if self.dead(self.slabs.ptr(r), now).is_some() {
                 continue;
             }
-            if !f(&self.entry(it, false)) {
+            if !f(&self.entry(r, false)) {
                 return false;
             }
         }

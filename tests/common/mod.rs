@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod hostile;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
