@@ -136,6 +136,9 @@ pub struct Args {
     /// Read flags from a memcached.conf-style file (one flag per line, `#` comments)
     #[arg(long = "conf-file")]
     pub conf_file: Option<PathBuf>,
+    /// Serve this node list to ElastiCache auto-discovery clients (`config get cluster`)
+    #[arg(long = "cluster-file")]
+    pub cluster_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -233,6 +236,8 @@ pub struct Config {
     pub metrics_addr: IpAddr,
     /// Log to this file instead of stderr (`logfile` in a conf file).
     pub logfile: Option<PathBuf>,
+    /// Our addition: `--cluster-file` and the node list read from it at start.
+    pub cluster: Option<(PathBuf, Vec<crate::cluster::Member>)>,
 }
 
 /// A configuration error: the message memcached would print, and the exit code.
@@ -419,6 +424,10 @@ impl Config {
             metrics_port: 0,
             metrics_addr: IpAddr::from([127, 0, 0, 1]),
             logfile: None,
+            cluster: match &a.cluster_file {
+                Some(p) => Some((p.clone(), crate::cluster::load_file(p).map_err(usage)?)),
+                None => None,
+            },
         };
         for opt in &a.extended {
             c.apply_extended(opt)?;

@@ -49,6 +49,9 @@ pub fn step(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>) -> 
             return s;
         }
     }
+    if let Some(s) = super::discovery::binary_step(conn, input, out, ctx) {
+        return s;
+    }
     let limits = Limits { max_key: KEY_MAX, item_size_max: sh.store.item_size_max(), use_cas: sh.store.use_cas() };
     match pb::parse_limited(input, &limits) {
         Frame::Incomplete { need } => {
