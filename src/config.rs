@@ -103,7 +103,7 @@ pub struct Args {
     /// Turn on SASL authentication (binary protocol)
     #[arg(short = 'S', long = "enable-sasl")]
     pub sasl: bool,
-    /// Allow the `shutdown` command
+    /// Allow the `shutdown` command (and `config set cluster` with `--cluster-file`)
     #[arg(short = 'A', long = "enable-shutdown")]
     pub enable_shutdown: bool,
     /// Disable `flush_all`
