@@ -236,7 +236,8 @@ pub struct Config {
     pub metrics_addr: IpAddr,
     /// Log to this file instead of stderr (`logfile` in a conf file).
     pub logfile: Option<PathBuf>,
-    /// Our addition: `--cluster-file` and the node list read from it at start.
+    /// Our addition: `--cluster-file` and the node list read from it by `from_args` (so a bad
+    /// file stops startup as a usage error, exit 64, with `file:line:`).
     pub cluster: Option<(PathBuf, Vec<crate::cluster::Member>)>,
 }
 

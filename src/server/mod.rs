@@ -4,8 +4,7 @@
 //! workers (`handoff`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
 //! `binary`, `meta`), UDP datagrams (`udp`), streamed metadumps (`dump`), run-time settings
 //! (`tunables`), SASL users (`sasl`), `stats` output (`report`), auto-discovery requests
-//! (`discovery`), and the background
-//! maintenance thread (clock ticks, expiry crawling).
+//! (`discovery`), and the background maintenance thread (clock ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
 //!
