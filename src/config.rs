@@ -103,7 +103,7 @@ pub struct Args {
     /// Turn on SASL authentication (binary protocol)
     #[arg(short = 'S', long = "enable-sasl")]
     pub sasl: bool,
-    /// Allow the `shutdown` command
+    /// Allow the `shutdown` command (and `config set cluster` with `--cluster-file`)
     #[arg(short = 'A', long = "enable-shutdown")]
     pub enable_shutdown: bool,
     /// Disable `flush_all`
@@ -136,6 +136,9 @@ pub struct Args {
     /// Read flags from a memcached.conf-style file (one flag per line, `#` comments)
     #[arg(long = "conf-file")]
     pub conf_file: Option<PathBuf>,
+    /// Serve this node list to ElastiCache auto-discovery clients (`config get cluster`)
+    #[arg(long = "cluster-file")]
+    pub cluster_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -233,6 +236,9 @@ pub struct Config {
     pub metrics_addr: IpAddr,
     /// Log to this file instead of stderr (`logfile` in a conf file).
     pub logfile: Option<PathBuf>,
+    /// Our addition: `--cluster-file` and the node list read from it by `from_args` (so a bad
+    /// file stops startup as a usage error, exit 64, with `file:line:`).
+    pub cluster: Option<(PathBuf, Vec<crate::cluster::Member>)>,
 }
 
 /// A configuration error: the message memcached would print, and the exit code.
@@ -419,6 +425,10 @@ impl Config {
             metrics_port: 0,
             metrics_addr: IpAddr::from([127, 0, 0, 1]),
             logfile: None,
+            cluster: match &a.cluster_file {
+                Some(p) => Some((p.clone(), crate::cluster::load_file(p).map_err(usage)?)),
+                None => None,
+            },
         };
         for opt in &a.extended {
             c.apply_extended(opt)?;

@@ -2,6 +2,8 @@
 //!
 //! Module map:
 //! - `config`: memcached's command line (clap) and validated settings.
+//! - `cluster`: ElastiCache-style auto-discovery: the `--cluster-file` node list, its version
+//!   and the `config get cluster` reply bytes.
 //! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, `binary`, UDP
 //!   framing in `udp`, metadump lines in `metadump`, number rules in `num`).
 //! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry. No protocol.
@@ -25,6 +27,7 @@
 //! Dependency direction: `server` -> `protocol`, `storage`, `stats`; `protocol` and `storage`
 //! know nothing of each other or of sockets.
 
+pub mod cluster;
 pub mod config;
 pub mod metrics;
 pub mod protocol;

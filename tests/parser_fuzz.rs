@@ -128,3 +128,49 @@ fn udp_framing_invariants_hold_on_random_bytes() {
         assert_eq!(total, d.len());
     }
 }
+
+/// The `--cluster-file` and `config set cluster` parsers (same invariants as fuzz/cluster.rs):
+/// an accepted file has nodes with a host and a port, a refusal names a line of the file, and
+/// an accepted payload is served back as the same bytes' meaning.
+#[test]
+fn cluster_parser_invariants_hold_on_mutated_files() {
+    use rustcached::cluster::{encode_payload, parse, parse_payload};
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    let seeds: &[&[u8]] = &[
+        b"# nodes\nnode1|10.0.0.1|11211\n10.0.0.2:11212 # comment\n\n[::1]:11213\n",
+        b"3\nnode1|10.0.0.1|11211 node2|10.0.0.2|11212\n",
+        b"a:1\n",
+    ];
+    let pieces: &[&[u8]] =
+        &[b"|", b":", b"#", b" ", b"\n", b"\r", b"[", b"]", b"0", b"65536", b"::", b"\xc3\xa9", b"\t"];
+    for _ in 0..20_000 {
+        let mut d = seeds[rng.below(seeds.len())].to_vec();
+        for _ in 0..rng.below(5) {
+            let pos = rng.below(d.len() + 1);
+            match rng.below(3) {
+                0 => d.splice(pos..pos, pieces[rng.below(pieces.len())].iter().copied()).for_each(drop),
+                1 if !d.is_empty() => {
+                    d.remove(pos.min(d.len() - 1));
+                }
+                _ => d.insert(pos, rng.next() as u8),
+            }
+        }
+        if let Ok(text) = std::str::from_utf8(&d) {
+            match parse(text) {
+                Ok(nodes) => {
+                    assert!(!nodes.is_empty());
+                    for n in &nodes {
+                        assert!(n.port != 0 && !n.host.is_empty(), "{text:?}");
+                        assert!(!n.host.contains(|c: char| c.is_whitespace() || c == '|' || c == '#'), "{text:?}");
+                    }
+                }
+                Err(e) => assert!(e.line >= 1 && e.line <= text.lines().count().max(1), "{text:?}: {e}"),
+            }
+        }
+        if let Ok((version, members)) = parse_payload(&d) {
+            let mut again = Vec::new();
+            encode_payload(version, &members, &mut again);
+            assert_eq!(parse_payload(&again), Ok((version, members)));
+        }
+    }
+}

@@ -212,6 +212,10 @@ pub enum Command<'a> {
     },
     /// `mn`
     MetaNoop,
+    /// `config ...` (ElastiCache auto-discovery): the whole line, for `server::discovery`.
+    Config {
+        line: &'a [u8],
+    },
     /// `debugtime <secs>`: advance the clock (only honoured with `-o debug_time`).
     DebugTime {
         secs: u32,
@@ -309,6 +313,7 @@ pub fn parse(line: &[u8]) -> Command<'_> {
             }
         }),
         b"version" => Command::Version,
+        b"config" => Command::Config { line },
         b"quit" => Command::Quit,
         b"shutdown" => match nt {
             2 => Command::Shutdown { graceful: false },

@@ -50,6 +50,9 @@ pub fn step(conn: &mut Conn, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> Step
             return s;
         }
     }
+    if let Some(s) = super::discovery::binary_step(conn, input, out, ctx) {
+        return s;
+    }
     let limits = Limits { max_key: KEY_MAX, item_size_max: sh.store.item_size_max(), use_cas: sh.store.use_cas() };
     match pb::parse_limited(input, &limits) {
         Frame::Incomplete { need } => match pb::store_head(input, &limits) {

@@ -479,8 +479,12 @@ impl Conn {
                     Frame::Line { len, consumed } => {
                         budget -= 1;
                         let cmd = ptext::parse(&rest[..len]);
-                        if let Command::Meta { .. } = cmd {
-                            match super::meta::step(self, rest, len, consumed, out, ctx) {
+                        if let Command::Meta { .. } | Command::Config { .. } = cmd {
+                            let step = match cmd {
+                                Command::Meta { .. } => super::meta::step(self, rest, len, consumed, out, ctx),
+                                _ => super::discovery::step(self, rest, len, consumed, out, ctx),
+                            };
+                            match step {
                                 Step::Done(n) => pos += n,
                                 Step::Incomplete => return (pos, Outcome::Continue),
                                 Step::Close(n) => return (pos + n, Outcome::Close),

@@ -3,8 +3,8 @@
 //! Owns: binding (`listener`), the worker event loops (`worker`), spreading connections over
 //! workers (`handoff`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
 //! `binary`, `meta`), UDP datagrams (`udp`), streamed metadumps (`dump`), run-time settings
-//! (`tunables`), SASL users (`sasl`), `stats` output (`report`), and the background
-//! maintenance thread (clock ticks, expiry crawling).
+//! (`tunables`), SASL users (`sasl`), `stats` output (`report`), auto-discovery requests
+//! (`discovery`), and the background maintenance thread (clock ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
 //!
@@ -16,6 +16,7 @@
 pub mod binary;
 pub mod conn;
 pub mod detail;
+pub mod discovery;
 pub mod dump;
 pub mod handoff;
 pub mod listener;
@@ -76,6 +77,8 @@ pub struct Shared {
     pub conns: Mutex<BTreeMap<i32, Arc<ConnInfo>>>,
     /// SASL users (`-S`), loaded once at startup from `MEMCACHED_SASL_PWDB`.
     pub sasl: sasl::Passwords,
+    /// The node list served to auto-discovery clients (`--cluster-file`), if any.
+    pub cluster: Option<crate::cluster::Discovery>,
     stop_lock: StdMutex<bool>,
     stop_cv: Condvar,
 }
@@ -96,6 +99,7 @@ impl Shared {
             shard_bits: 10,
         };
         let store = Arc::new(Store::new(&store_cfg, clock));
+        let cluster = config.cluster.clone().map(|(path, members)| crate::cluster::Discovery::new(path, members));
         Arc::new(Shared {
             verbosity: AtomicU32::new(config.verbose as u32),
             stats: Stats::new(config.threads),
@@ -109,6 +113,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             conns: Mutex::new(BTreeMap::new()),
             sasl,
+            cluster,
             stop_lock: StdMutex::new(false),
             stop_cv: Condvar::new(),
         })
@@ -142,6 +147,11 @@ pub struct ServerHandle {
 impl ServerHandle {
     pub fn shutdown(&self) {
         self.shared.request_shutdown();
+    }
+
+    /// SIGHUP: re-read `--cluster-file` (a bad file keeps the old list, logged as an error).
+    pub fn reload_cluster(&self) {
+        discovery::reload(&self.shared);
     }
 }
 

@@ -229,6 +229,11 @@ pub fn settings(sh: &Shared) -> Pairs {
     push(&mut p, "ssl_min_version", "tlsv1.2");
     push(&mut p, "num_napi_ids", "(null)");
     push(&mut p, "memory_file", "(null)");
+    // ours, only with --cluster-file (so the list matches memcached's without it)
+    if let Some(d) = &sh.cluster {
+        push(&mut p, "cluster_file", d.path().display().to_string());
+        push(&mut p, "cluster_version", d.snapshot().version);
+    }
     p
 }
 

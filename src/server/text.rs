@@ -140,7 +140,11 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
     let sh = ctx.shared;
     let store = &sh.store;
     match cmd {
-        Command::Get { cas, touch, keys } => get(ctx, cas, touch, keys, out),
+        Command::Get { cas, touch, keys } => {
+            if !super::discovery::legacy_get(ctx, cas, touch.is_some(), keys, out) {
+                get(ctx, cas, touch, keys, out)
+            }
+        }
         Command::Store(_) => unreachable!("storage commands are handled with their data"),
         Command::Delete { key, noreply } => {
             sh.detail.delete(key);
@@ -237,7 +241,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
             }
         }
         Command::Stats { args, nargs } => stats(ctx, &args[..nargs], out),
-        Command::Meta { .. } => out.extend_from_slice(reply::ERROR),
+        Command::Meta { .. } | Command::Config { .. } => out.extend_from_slice(reply::ERROR),
         Command::MetaNoop => out.extend_from_slice(b"MN\r\n"),
         Command::DebugTime { secs } => {
             if sh.config.debug_time {

@@ -235,3 +235,15 @@ pub fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
         }
     }
 }
+
+/// Fail (not skip) when `program args` does not succeed: the test needs `install`.
+pub fn require(program: &str, args: &[&str], install: &str) {
+    let ok = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "`{program} {}` failed: {install} (.ci/run installs it)", args.join(" "));
+}
