@@ -76,7 +76,7 @@ pub struct Args {
     /// Minimum space allocated for key + value + flags
     #[arg(short = 'n', long = "slab-min-size", default_value_t = 48)]
     pub min_size: usize,
-    /// Try to use large memory pages (accepted, ignored)
+    /// Use large memory pages (transparent huge pages; refused when the kernel has them off)
     #[arg(short = 'L', long = "enable-largepages")]
     pub largepages: bool,
     /// Delimiter between key prefixes and IDs for `stats detail` (turns detail on)
@@ -94,9 +94,9 @@ pub struct Args {
     /// TCP listen backlog
     #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
     pub backlog: i32,
-    /// Protocol: auto, ascii or binary
-    #[arg(short = 'B', long = "protocol", default_value = "auto")]
-    pub protocol: String,
+    /// Protocol: auto, ascii or binary [default: auto]
+    #[arg(short = 'B', long = "protocol")]
+    pub protocol: Option<String>,
     /// Maximum item size (k/m suffixes allowed)
     #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
     pub max_item_size: String,
@@ -115,16 +115,16 @@ pub struct Args {
     /// Disable `watch`
     #[arg(short = 'W', long = "disable-watch")]
     pub disable_watch: bool,
-    /// ASCII authentication file (not supported; see README)
+    /// ASCII authentication: text connections log in with a `user:password` of this file
     #[arg(short = 'Y', long = "auth-file")]
     pub auth_file: Option<PathBuf>,
-    /// Memory file for restartable cache (not supported; see README)
+    /// Memory file for restartable cache (refused: nothing is kept across restarts)
     #[arg(short = 'e', long = "memory-file")]
     pub memory_file: Option<PathBuf>,
     /// Return errors instead of evicting items when memory is full
     #[arg(short = 'M', long = "disable-evictions")]
     pub disable_evictions: bool,
-    /// NAPI ids (accepted, ignored)
+    /// NAPI ids (refused: connections are spread over workers by load)
     #[arg(short = 'N', long = "napi-ids")]
     pub napi_ids: Option<u32>,
     /// TLS (not supported; see README)
@@ -190,6 +190,11 @@ pub struct Config {
     pub binding: Binding,
     pub item_size_max: usize,
     pub sasl: bool,
+    /// ASCII auth (`-Y`): the `user:password` file text connections log in with.
+    pub auth_file: Option<PathBuf>,
+    /// `-L`: checked against the kernel's transparent huge pages at startup (item memory is
+    /// always advised `MADV_HUGEPAGE`).
+    pub largepages: bool,
     pub shutdown_command: bool,
     pub flush_enabled: bool,
     pub dump_enabled: bool,
@@ -327,7 +332,7 @@ impl Config {
         if a.min_size == 0 {
             return Err(ConfigError { message: "Chunk size must be greater than 0".into(), code: 1 });
         }
-        let binding = match a.protocol.as_str() {
+        let binding = match a.protocol.as_deref().unwrap_or("auto") {
             "auto" => Binding::Auto,
             "binary" => Binding::Binary,
             "ascii" => Binding::Ascii,
@@ -345,14 +350,32 @@ impl Config {
         if a.ssl {
             return Err(usage("TLS (-Z) is not supported by this build; terminate TLS in front of rustcached"));
         }
-        if a.auth_file.is_some() {
-            return Err(usage("ASCII authentication (-Y) is not supported yet"));
+        if a.memory_file.is_some() {
+            return Err(usage(
+                "Restartable cache files (-e) are not supported: rustcached keeps no items across restarts",
+            ));
+        }
+        if a.napi_ids.is_some() {
+            return Err(usage(
+                "NAPI ID worker affinity (-N) is not supported: connections are spread over the workers by load",
+            ));
         }
         if a.sasl && binding == Binding::Ascii {
             return Err(usage("ERROR: You cannot allow the ASCII protocol while using SASL."));
         }
         if a.sasl && a.udp_port != 0 {
             return Err(usage("ERROR: Cannot enable UDP while using binary SASL authentication."));
+        }
+        if a.auth_file.is_some() {
+            // -Y makes the binding ASCII; asking for another is an error (memcached's checks)
+            if a.protocol.is_some() && binding != Binding::Ascii {
+                return Err(usage(
+                    "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
+                ));
+            }
+            if a.udp_port != 0 {
+                return Err(usage("Cannot use UDP with ascii authentication enabled (-U 0 to disable)"));
+            }
         }
         // memcached: `-U N` without `-p` moves TCP to N as well.
         let port = a.port.unwrap_or(if a.udp_port != 0 { a.udp_port } else { 11211 });
@@ -379,7 +402,15 @@ impl Config {
             reqs_per_event: a.reqs_per_event as usize,
             use_cas: !a.disable_cas,
             backlog: a.backlog,
-            binding: if a.sasl { Binding::Binary } else { binding },
+            binding: if a.auth_file.is_some() {
+                Binding::Ascii
+            } else if a.sasl {
+                Binding::Binary
+            } else {
+                binding
+            },
+            auth_file: a.auth_file.clone(),
+            largepages: a.largepages,
             item_size_max,
             sasl: a.sasl,
             shutdown_command: a.enable_shutdown,

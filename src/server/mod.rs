@@ -3,7 +3,7 @@
 //! Owns: binding (`listener`), the worker event loops (`worker`), spreading connections over
 //! workers (`handoff`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
 //! `binary`, `meta`), UDP datagrams (`udp`), streamed metadumps (`dump`), run-time settings
-//! (`tunables`), SASL users (`sasl`), `stats` output (`report`), and the background
+//! (`tunables`), SASL users (`sasl`), ASCII auth (`asciiauth`), `stats` output (`report`), and the background
 //! maintenance thread (clock ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
@@ -13,6 +13,7 @@
 //! its connections until they close; every worker also reads the shared UDP sockets. Workers share only
 //! `Shared`: the store (lock-striped), the counters (per-worker, single writer) and flags.
 
+pub mod asciiauth;
 pub mod binary;
 pub mod conn;
 pub mod detail;
@@ -73,6 +74,8 @@ pub struct Shared {
     pub conns: Mutex<BTreeMap<i32, Arc<ConnInfo>>>,
     /// SASL users (`-S`), loaded once at startup from `MEMCACHED_SASL_PWDB`.
     pub sasl: sasl::Passwords,
+    /// ASCII auth users (`-Y`), reloaded on SIGHUP.
+    pub ascii_auth: asciiauth::AuthFile,
     stop_lock: StdMutex<bool>,
     stop_cv: Condvar,
 }
@@ -107,6 +110,11 @@ impl ServerHandle {
     pub fn shutdown(&self) {
         self.shared.request_shutdown();
     }
+
+    /// Read the `-Y` authfile again (SIGHUP), as memcached does.
+    pub fn reload_auth_file(&self) {
+        self.shared.ascii_auth.reload();
+    }
 }
 
 /// A bound, not yet running server.
@@ -135,6 +143,7 @@ impl Server {
         let listeners = listener::bind_all(&config)?;
         let udp = listener::bind_udp(&config)?;
         let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
+        let ascii_auth = asciiauth::AuthFile::load(config.auth_file.as_deref()).map_err(io::Error::other)?;
         let shared = Arc::new(Shared {
             verbosity: AtomicU32::new(config.verbose as u32),
             stats: Stats::new(config.threads),
@@ -148,6 +157,7 @@ impl Server {
             stopping: AtomicBool::new(false),
             conns: Mutex::new(BTreeMap::new()),
             sasl,
+            ascii_auth,
             stop_lock: StdMutex::new(false),
             stop_cv: Condvar::new(),
         });

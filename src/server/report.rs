@@ -174,7 +174,8 @@ pub fn settings(sh: &Shared) -> Pairs {
     push(&mut p, "tcp_backlog", c.backlog);
     push(&mut p, "binding_protocol", c.binding.stat_name());
     push(&mut p, "auth_enabled_sasl", yes_no(c.sasl));
-    push(&mut p, "auth_enabled_ascii", "no");
+    // memcached shows the authfile's path
+    push(&mut p, "auth_enabled_ascii", sh.ascii_auth.path().map_or("no".into(), |p| p.display().to_string()));
     push(&mut p, "item_size_max", c.item_size_max);
     push(&mut p, "maxconns_fast", yes_no(c.maxconns_fast));
     push(&mut p, "hashpower_init", c.hashpower_init);
