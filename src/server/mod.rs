@@ -1,7 +1,7 @@
 //! The server: listeners, worker threads and the glue between protocols and storage.
 //!
 //! Owns: binding (`listener`), the worker event loops (`worker`), spreading connections over
-//! workers (`handoff`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
+//! workers (`handoff`), closing idle connections (`idle`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
 //! `binary`, `meta`), UDP datagrams (`udp`), streamed metadumps (`dump`), run-time settings
 //! (`tunables`), SASL users (`sasl`), ASCII auth (`asciiauth`), `stats` output (`report`), and the background
 //! maintenance thread (clock ticks, expiry crawling).
@@ -19,6 +19,7 @@ pub mod conn;
 pub mod detail;
 pub mod dump;
 pub mod handoff;
+pub mod idle;
 pub mod listener;
 pub mod meta;
 pub mod report;

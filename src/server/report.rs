@@ -91,6 +91,9 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "store_no_memory", t.store_no_memory);
     push(&mut p, "auth_cmds", t.auth_cmds);
     push(&mut p, "auth_errors", t.auth_errors);
+    if sh.config.idle_timeout > 0 {
+        push(&mut p, "idle_kicks", t.idle_kicks); // only with -o idle_timeout, as memcached
+    }
     push(&mut p, "bytes_read", t.bytes_read);
     push(&mut p, "bytes_written", t.bytes_written);
     push(&mut p, "limit_maxbytes", s.limit_bytes);

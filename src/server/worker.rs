@@ -20,6 +20,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Ctx, InBuf, Outcome, Stream, OUTPUT_HIGH_WATER};
 use super::handoff::Arrival;
+use super::idle::IdleCheck;
 use super::listener::{Listener, MioListener};
 use super::report::RESERVED_FDS;
 use super::udp::UdpPort;
@@ -53,6 +54,8 @@ pub struct Worker {
     ready: Vec<usize>,
     input: InBuf,
     output: Vec<u8>,
+    /// `-o idle_timeout`: when to look for idle connections.
+    idle: IdleCheck,
 }
 
 /// Serve `conn` again after the events at hand, once (not when it is closing).
@@ -114,6 +117,7 @@ impl Worker {
             shared.conns.lock().insert(fd, info);
             ports.push(port);
         }
+        let idle = IdleCheck::new(shared.config.idle_timeout);
         Ok(Worker {
             id,
             shared,
@@ -127,6 +131,7 @@ impl Worker {
             ready: Vec::new(),
             input: InBuf::with_capacity(READ_CHUNK),
             output: Vec::with_capacity(READ_CHUNK),
+            idle,
         })
     }
 
@@ -138,7 +143,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let idle = self.ready.is_empty() && self.udp_pending.is_empty();
-            let timeout = if idle { None } else { Some(Duration::ZERO) };
+            let timeout = if idle { self.idle.poll_timeout(Instant::now()) } else { Some(Duration::ZERO) };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -148,6 +153,9 @@ impl Worker {
             }
             if self.shared.stopping.load(Ordering::Relaxed) {
                 break;
+            }
+            if self.idle.due(Instant::now()) {
+                self.kick_idle();
             }
             let n_events = events.iter().count();
             for (i, ev) in events.iter().enumerate() {
@@ -194,6 +202,18 @@ impl Worker {
             }
         }
         self.drain_and_close();
+    }
+
+    /// `-o idle_timeout`: close the connections idle for too long (see `idle`).
+    fn kick_idle(&mut self) {
+        let now = self.shared.clock().now();
+        for t in 0..self.conns.len() {
+            if self.conns[t].as_ref().is_some_and(|c| self.idle.kicks(c, now)) {
+                log::debug!("closing idle connection {t}");
+                self.shared.stats.threads[self.id].idle_kicks.inc();
+                self.close(t);
+            }
+        }
     }
 
     /// Serve datagrams from UDP socket `i`; come back next turn if some may be left.
