@@ -14,7 +14,7 @@ const LINE_MAX: usize = 255;
 /// A first line without a newline after this many bytes is junk: the connection is closed.
 pub const JUNK_MAX: usize = 2048;
 /// The login's data block plus its CRLF must fit memcached's 16 KB read buffer; a bigger one
-/// closes the connection.
+/// closes the connection once that buffer would be full.
 pub const TOKEN_MAX: usize = 16384;
 
 /// The replies of the login exchange (success is the ordinary `STORED`).
@@ -105,7 +105,8 @@ pub fn parse_file(text: &[u8]) -> Result<Entries<'_>, Malformed> {
 pub enum Login<'a> {
     /// Not enough input; `need` is the total length required once known (else 0).
     Incomplete { need: usize },
-    /// Junk without a newline, or a data block too large for memcached: close the connection.
+    /// Junk without a newline, or more of a too-large data block than memcached buffers: close
+    /// the connection.
     Close,
     /// Answer `reply`, drop `consumed` bytes, stay unauthenticated.
     Refused { consumed: usize, reply: &'static [u8] },
@@ -166,12 +167,12 @@ pub fn login(input: &[u8]) -> Login<'_> {
         return Login::Refused { consumed: line, reply: reply::UNAUTHENTICATED };
     };
     let block = size as usize + 2;
-    if block > TOKEN_MAX {
-        return Login::Close;
-    }
-    let total = line + block;
+    let total = line + block.min(TOKEN_MAX);
     if input.len() < total {
         return Login::Incomplete { need: total };
+    }
+    if block > TOKEN_MAX {
+        return Login::Close;
     }
     let data = &input[line..total];
     if &data[block - 2..] != b"\r\n" {
@@ -264,6 +265,9 @@ mod tests {
         assert_eq!(login(&[b'x'; JUNK_MAX]), Login::Incomplete { need: 0 });
         assert_eq!(login(&[b'x'; JUNK_MAX + 1]), Login::Close);
         assert!(matches!(login(b"set foo 0 0 16382\r\n"), Login::Incomplete { need: 16403 }));
-        assert_eq!(login(b"set foo 0 0 16383\r\n"), Login::Close);
+        assert_eq!(login(b"set foo 0 0 16383\r\n"), Login::Incomplete { need: 19 + TOKEN_MAX });
+        let mut big = b"set foo 0 0 16383\r\n".to_vec();
+        big.resize(19 + TOKEN_MAX, b' ');
+        assert_eq!(login(&big), Login::Close);
     }
 }
