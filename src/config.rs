@@ -238,6 +238,8 @@ pub struct Config {
     pub metrics_addr: IpAddr,
     /// Log to this file instead of stderr (`logfile` in a conf file).
     pub logfile: Option<PathBuf>,
+    /// Startup warnings for accepted settings that change nothing (printed by `main`).
+    pub warnings: Vec<String>,
 }
 
 /// A configuration error: the message memcached would print, and the exit code.
@@ -450,6 +452,7 @@ impl Config {
             metrics_port: 0,
             metrics_addr: IpAddr::from([127, 0, 0, 1]),
             logfile: None,
+            warnings: Vec::new(),
         };
         for opt in &a.extended {
             c.apply_extended(opt)?;
@@ -467,6 +470,11 @@ impl Config {
             });
         }
         Ok(c)
+    }
+
+    /// Record that `-o key` is accepted (memcached accepts it) but changes nothing, and why.
+    fn no_effect(&mut self, key: &str, why: &str) {
+        self.warnings.push(format!("warning: -o {key} has no effect: {why}"));
     }
 
     fn apply_extended(&mut self, opt: &str) -> Result<(), ConfigError> {
@@ -496,10 +504,12 @@ impl Config {
                 }
                 self.hashpower_init = hp;
             }
-            "no_hashexpand" => {}
+            "no_hashexpand" => self
+                .no_effect(key, "the index grows one lock stripe at a time, with no table-wide expansion to turn off"),
             "slab_reassign" => self.slab_reassign = true,
             "no_slab_reassign" => self.slab_reassign = false,
             "slab_automove" => self.slab_automove = num(val.or(Some("1")))?,
+            "no_slab_automove" => self.slab_automove = 0,
             "slab_automove_ratio" => self.slab_automove_ratio = float(val)?,
             "slab_automove_window" => self.slab_automove_window = num(val)?,
             "slab_chunk_max" => self.slab_chunk_max = parse_size(val.ok_or_else(bad)?, 1).ok_or_else(bad)?,
@@ -527,7 +537,15 @@ impl Config {
             "worker_logbuf_size" => self.worker_logbuf_size = num(val)?.saturating_mul(1024),
             "read_buf_mem_limit" => self.read_buf_mem_limit = num(val)?.saturating_mul(1024 * 1024),
             "track_sizes" => self.track_sizes = true,
-            "tail_repair_time" => self.tail_repair_time = num(val)?,
+            "tail_repair_time" => {
+                self.tail_repair_time = num(val)?;
+                if self.tail_repair_time < 10 {
+                    return Err(ConfigError {
+                        message: "Cannot set tail_repair_time to less than 10 seconds".into(),
+                        code: 1,
+                    });
+                }
+            }
             "hash_algorithm" => match val {
                 Some(h @ ("jenkins" | "murmur3" | "xxh3")) => self.hash_algorithm = h.to_string(),
                 _ => return Err(bad()),
@@ -547,15 +565,22 @@ impl Config {
                 self.lru_segmented = false;
                 self.lru_maintainer = false;
                 self.lru_crawler = false;
+                self.hash_algorithm = "jenkins".into();
             }
-            "inline_ascii_resp"
-            | "no_inline_ascii_resp"
-            | "no_chunked_items"
-            | "drop_privileges"
-            | "no_drop_privileges"
-            | "lru_segmented"
-            | "no_lru_segmented"
-            | "large_memory_pages" => {}
+            // Accepted because memcached 1.6.18 accepts them, but said to do nothing at startup.
+            "inline_ascii_resp" | "no_inline_ascii_resp" => {
+                self.no_effect(key, "memcached 1.6 ignores it too (replies are never inlined in items)")
+            }
+            "no_chunked_items" => {
+                self.no_effect(key, "items are never chunked here (items above slab_chunk_max use a page-sized class)")
+            }
+            "drop_privileges" | "no_drop_privileges" => self.no_effect(
+                key,
+                "there is no seccomp filter of our own (the systemd unit's SystemCallFilter= restricts system calls)",
+            ),
+            "resp_obj_mem_limit" => {
+                self.warnings.push("DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,".into())
+            }
             "debug_time" => self.debug_time = true,
             "metrics_port" => self.metrics_port = val.and_then(|v| v.parse().ok()).ok_or_else(bad)?,
             "metrics_addr" => self.metrics_addr = val.and_then(|v| v.parse().ok()).ok_or_else(bad)?,

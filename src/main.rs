@@ -60,6 +60,9 @@ fn main() -> ExitCode {
         }
     };
     config.logfile = logfile;
+    for warning in &config.warnings {
+        eprintln!("{warning}"); // accepted settings that change nothing say so
+    }
     if let Err(e) = init_logging(config.verbose, config.logfile.as_deref()) {
         eprintln!("{e}");
         return ExitCode::from(71);
