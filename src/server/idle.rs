@@ -66,10 +66,10 @@ mod tests {
 
     #[test]
     fn schedule() {
-        let start = Instant::now();
         let off = IdleCheck::new(0);
-        assert_eq!(off.poll_timeout(start), None);
         let mut on = IdleCheck::new(2);
+        let start = Instant::now();
+        assert_eq!(off.poll_timeout(start), None);
         assert!(on.poll_timeout(start).is_some_and(|d| d <= EVERY));
         assert!(!on.due(start));
         let later = start + EVERY * 2;

@@ -1,10 +1,11 @@
 //! The server: listeners, worker threads and the glue between protocols and storage.
 //!
 //! Owns: binding (`listener`), the worker event loops (`worker`), spreading connections over
-//! workers (`handoff`), closing idle connections (`idle`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
-//! `binary`, `meta`), UDP datagrams (`udp`), streamed metadumps (`dump`), run-time settings
-//! (`tunables`), SASL users (`sasl`), ASCII auth (`asciiauth`), `stats` output (`report`), and the background
-//! maintenance thread (clock ticks, expiry crawling).
+//! workers (`handoff`), closing idle connections (`idle`), per-connection buffers and framing
+//! (`conn`), protocol dispatch (`text`, `binary`, `meta`), UDP datagrams (`udp`), streamed
+//! metadumps (`dump`), run-time settings (`tunables`), SASL users (`sasl`), ASCII auth logins
+//! (`asciiauth`), `stats` output (`report`), and the background maintenance thread (clock
+//! ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
 //!

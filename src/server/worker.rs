@@ -154,9 +154,6 @@ impl Worker {
             if self.shared.stopping.load(Ordering::Relaxed) {
                 break;
             }
-            if self.idle.due(Instant::now()) {
-                self.kick_idle();
-            }
             let n_events = events.iter().count();
             for (i, ev) in events.iter().enumerate() {
                 let others_waiting = i + 1 < n_events || !self.ready.is_empty();
@@ -178,6 +175,10 @@ impl Worker {
                         }
                     }
                 }
+            }
+            // after serving the events, so input that just arrived counts as activity
+            if self.idle.due(Instant::now()) {
+                self.kick_idle();
             }
             for i in std::mem::take(&mut self.udp_pending) {
                 self.serve_udp(i);
