@@ -11,6 +11,7 @@
 //!   only code seeing both protocols and storage.
 //! - `stats`: per-worker counters, read by `stats` without stopping anyone.
 //! - `metrics`: the optional Prometheus endpoint (`-o metrics_port=N`).
+//! - `limits`: `-k` (mlockall), `-r` (core-file limit) and `-L` (huge-page check) at startup.
 //! - `ring`: client-side placement (libmemcached-compatible ketama, jump hash) for running many
 //!   independent nodes; used by the `rustcached-ring` command.
 //!
@@ -29,6 +30,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod protocol;
 pub mod ring;

@@ -60,6 +60,9 @@ fn main() -> ExitCode {
         }
     };
     config.logfile = logfile;
+    for warning in &config.warnings {
+        eprintln!("{warning}"); // accepted settings that change nothing say so
+    }
     if let Err(e) = init_logging(config.verbose, config.logfile.as_deref()) {
         eprintln!("{e}");
         return ExitCode::from(71);
@@ -102,6 +105,14 @@ fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<(), St
 fn run(config: Config) -> Result<(), (String, u8)> {
     let signals = process::install_signals().map_err(|e| (format!("signals: {e}"), 71))?;
     process::check_root(&config).map_err(|m| (m, EX_USAGE as u8))?;
+    // -L, -r, -Y: memcached's checks and exit codes
+    if config.largepages {
+        rustcached::limits::check_large_pages().map_err(|m| (m, 1))?;
+    }
+    if config.coredumps {
+        rustcached::limits::raise_core_limit().map_err(|m| (m, rustcached::limits::EX_OSERR))?;
+    }
+    rustcached::server::asciiauth::AuthFile::check_file(config.auth_file.as_deref()).map_err(|m| (m, 1))?;
     if config.maxconns <= rustcached::server::report::RESERVED_FDS + 2 {
         return Err(("Maxconns setting is too low, use -c to increase.".into(), 1));
     }
@@ -110,6 +121,11 @@ fn run(config: Config) -> Result<(), (String, u8)> {
     process::drop_privileges(&config).map_err(|m| (m, 71))?;
     if config.daemon {
         process::daemonize(&config).map_err(|m| (m, 71))?;
+    }
+    if config.lock_memory {
+        if let Err(warning) = rustcached::limits::lock_memory() {
+            eprintln!("{warning}"); // memcached warns and carries on
+        }
     }
     let pidfile = process::PidFile::create(config.pidfile.as_deref());
     let handle = server.handle();

@@ -171,6 +171,7 @@ pub fn spawn_signal_thread(mut signals: Signals, handle: ServerHandle) -> std::i
                     LogFile::reopen();
                     log::info!("SIGHUP received: log file reopened");
                     handle.reload_cluster();
+                    handle.reload_auth_file();
                 }
                 s => {
                     log::info!("signal {s} received, shutting down");

@@ -33,6 +33,7 @@ pub mod reply {
     pub const NO_MEMORY_DELTA: &[u8] = b"SERVER_ERROR out of memory\r\n";
     pub const FLUSH_DISABLED: &[u8] = b"CLIENT_ERROR flush_all not allowed\r\n";
     pub const SHUTDOWN_DISABLED: &[u8] = b"ERROR: shutdown not enabled\r\n";
+    pub const WATCH_DISABLED: &[u8] = b"CLIENT_ERROR watch commands not allowed\r\n";
     pub const SHUTDOWN_MODE: &[u8] = b"CLIENT_ERROR invalid shutdown mode\r\n";
     pub const MEMLIMIT_SMALL: &[u8] = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
     pub const MEMLIMIT_UNITS: &[u8] = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n";
@@ -188,6 +189,8 @@ pub enum Command<'a> {
         noreply: bool,
     },
     Version,
+    /// `watch` (log streaming, not implemented): refused, in `-W`'s words when it is given.
+    Watch,
     Quit,
     Shutdown {
         graceful: bool,
@@ -314,6 +317,7 @@ pub fn parse(line: &[u8]) -> Command<'_> {
         }),
         b"version" => Command::Version,
         b"config" => Command::Config { line },
+        b"watch" => Command::Watch,
         b"quit" => Command::Quit,
         b"shutdown" => match nt {
             2 => Command::Shutdown { graceful: false },

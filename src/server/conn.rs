@@ -357,6 +357,8 @@ pub struct Conn {
     pub binary: super::binary::State,
     /// An `lru_crawler metadump` being streamed; later requests wait for it.
     pub dump: Option<Box<super::dump::Dump>>,
+    /// ASCII auth (`-Y`): this text connection has not logged in yet.
+    pub login_pending: bool,
 }
 
 impl Conn {
@@ -377,6 +379,7 @@ impl Conn {
             info,
             binary: super::binary::State::default(),
             dump: None,
+            login_pending: false,
         }
     }
 
@@ -463,9 +466,18 @@ impl Conn {
                     Binding::Auto if rest[0] == 0x80 => Proto::Binary,
                     Binding::Auto => Proto::Text,
                 };
+                self.login_pending = self.proto == Proto::Text && ctx.shared.ascii_auth.enabled();
             }
             match self.proto {
                 Proto::Binary => match super::binary::step(self, rest, out, ctx) {
+                    Step::Done(n) => {
+                        budget -= 1;
+                        pos += n;
+                    }
+                    Step::Incomplete => return (pos, Outcome::Continue),
+                    Step::Close(n) => return (pos + n, Outcome::Close),
+                },
+                _ if self.login_pending => match super::asciiauth::step(self, rest, out, ctx) {
                     Step::Done(n) => {
                         budget -= 1;
                         pos += n;

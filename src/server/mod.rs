@@ -1,9 +1,10 @@
 //! The server: listeners, worker threads and the glue between protocols and storage.
 //!
 //! Owns: binding (`listener`), the worker event loops (`worker`), spreading connections over
-//! workers (`handoff`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
-//! `binary`, `meta`), UDP datagrams (`udp`), streamed metadumps (`dump`), run-time settings
-//! (`tunables`), SASL users (`sasl`), `stats` output (`report`), auto-discovery requests
+//! workers (`handoff`), closing idle connections (`idle`), per-connection buffers and framing
+//! (`conn`), protocol dispatch (`text`, `binary`, `meta`), unsent replies (`out`), UDP datagrams
+//! (`udp`), streamed metadumps (`dump`), run-time settings (`tunables`), SASL users (`sasl`),
+//! ASCII auth logins (`asciiauth`), `stats` output (`report`), auto-discovery requests
 //! (`discovery`), and the background maintenance thread (clock ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
@@ -13,12 +14,14 @@
 //! its connections until they close; every worker also reads the shared UDP sockets. Workers share only
 //! `Shared`: the store (lock-striped), the counters (per-worker, single writer) and flags.
 
+pub mod asciiauth;
 pub mod binary;
 pub mod conn;
 pub mod detail;
 pub mod discovery;
 pub mod dump;
 pub mod handoff;
+pub mod idle;
 pub mod listener;
 pub mod meta;
 pub mod out;
@@ -79,13 +82,15 @@ pub struct Shared {
     pub sasl: sasl::Passwords,
     /// The node list served to auto-discovery clients (`--cluster-file`), if any.
     pub cluster: Option<crate::cluster::Discovery>,
+    /// ASCII auth users (`-Y`), reloaded on SIGHUP.
+    pub ascii_auth: asciiauth::AuthFile,
     stop_lock: StdMutex<bool>,
     stop_cv: Condvar,
 }
 
 impl Shared {
     /// The state of a server with these settings, before anything is bound.
-    pub fn new(config: Config, sasl: sasl::Passwords) -> Arc<Shared> {
+    pub fn new(config: Config, sasl: sasl::Passwords, ascii_auth: asciiauth::AuthFile) -> Arc<Shared> {
         let clock = Arc::new(Clock::new());
         let store_cfg = StoreConfig {
             limit_bytes: config.maxbytes,
@@ -113,6 +118,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             conns: Mutex::new(BTreeMap::new()),
             sasl,
+            ascii_auth,
             cluster,
             stop_lock: StdMutex::new(false),
             stop_cv: Condvar::new(),
@@ -153,6 +159,11 @@ impl ServerHandle {
     pub fn reload_cluster(&self) {
         discovery::reload(&self.shared);
     }
+
+    /// Read the `-Y` authfile again (SIGHUP), as memcached does.
+    pub fn reload_auth_file(&self) {
+        self.shared.ascii_auth.reload();
+    }
 }
 
 /// A bound, not yet running server.
@@ -168,7 +179,8 @@ impl Server {
         let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
         let listeners = listener::bind_all(&config)?;
         let udp = listener::bind_udp(&config)?;
-        let shared = Shared::new(config, sasl);
+        let ascii_auth = asciiauth::AuthFile::load(config.auth_file.as_deref()).map_err(io::Error::other)?;
+        let shared = Shared::new(config, sasl, ascii_auth);
         {
             let mut reg = shared.conns.lock();
             for l in &listeners {

@@ -331,7 +331,8 @@ fn binary_request(out: &mut Vec<u8>, opcode: u8, extras: &[u8], key: &[u8], valu
 pub fn shared() -> Arc<Shared> {
     use clap::Parser;
     let args = Args::try_parse_from(["rustcached", "-m", "2", "-t", "1"]).expect("simulation settings");
-    Shared::new(Config::from_args(&args).expect("simulation settings"), sasl::Passwords::default())
+    let config = Config::from_args(&args).expect("simulation settings");
+    Shared::new(config, sasl::Passwords::default(), super::asciiauth::AuthFile::default())
 }
 
 /// Run one script on `shared` (a fresh `shared()` per script keeps runs independent). Panics

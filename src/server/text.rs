@@ -214,6 +214,10 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
             out.extend_from_slice(VERSION.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+        Command::Watch => {
+            // not implemented (README); with -W memcached's refusal
+            out.extend_from_slice(if sh.config.watch_enabled { reply::ERROR } else { reply::WATCH_DISABLED })
+        }
         Command::Quit => return Action::Close,
         Command::Shutdown { graceful } => {
             if !sh.config.shutdown_command {

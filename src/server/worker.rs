@@ -20,6 +20,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Ctx, InBuf, Outcome, Stream};
 use super::handoff::Arrival;
+use super::idle::IdleCheck;
 use super::listener::{Listener, MioListener};
 use super::out::Out;
 use super::report::RESERVED_FDS;
@@ -54,6 +55,8 @@ pub struct Worker {
     ready: Vec<usize>,
     input: InBuf,
     output: Out,
+    /// `-o idle_timeout`: when to look for idle connections.
+    idle: IdleCheck,
 }
 
 /// Serve `conn` again after the events at hand, once (not when it is closing).
@@ -142,6 +145,7 @@ impl Worker {
             shared.conns.lock().insert(fd, info);
             ports.push(port);
         }
+        let idle = IdleCheck::new(shared.config.idle_timeout);
         Ok(Worker {
             id,
             shared,
@@ -155,6 +159,7 @@ impl Worker {
             ready: Vec::new(),
             input: InBuf::with_capacity(READ_CHUNK),
             output: Out::with_capacity(READ_CHUNK),
+            idle,
         })
     }
 
@@ -166,7 +171,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let idle = self.ready.is_empty() && self.udp_pending.is_empty();
-            let timeout = if idle { None } else { Some(Duration::ZERO) };
+            let timeout = if idle { self.idle.poll_timeout(Instant::now()) } else { Some(Duration::ZERO) };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -199,6 +204,10 @@ impl Worker {
                     }
                 }
             }
+            // after serving the events, so input that just arrived counts as activity
+            if self.idle.due(Instant::now()) {
+                self.kick_idle();
+            }
             for i in std::mem::take(&mut self.udp_pending) {
                 self.serve_udp(i);
             }
@@ -222,6 +231,18 @@ impl Worker {
             }
         }
         self.drain_and_close();
+    }
+
+    /// `-o idle_timeout`: close the connections idle for too long (see `idle`).
+    fn kick_idle(&mut self) {
+        let now = self.shared.clock().now();
+        for t in 0..self.conns.len() {
+            if self.conns[t].as_ref().is_some_and(|c| self.idle.kicks(c, now)) {
+                log::debug!("closing idle connection {t}");
+                self.shared.stats.threads[self.id].idle_kicks.inc();
+                self.close(t);
+            }
+        }
     }
 
     /// Serve datagrams from UDP socket `i`; come back next turn if some may be left.

@@ -247,3 +247,38 @@ pub fn require(program: &str, args: &[&str], install: &str) {
         .is_ok_and(|s| s.success());
     assert!(ok, "`{program} {}` failed: {install} (.ci/run installs it)", args.join(" "));
 }
+
+/// Start `bin` like `Server::start_bin` (free port, `-U 0 -l 127.0.0.1`, `-u root` as root,
+/// then `args`, which may override those) and wait until it listens or exits: the server, or
+/// its exit code and trimmed stderr (for the refusals memcached and rustcached must agree on).
+pub fn try_start(bin: &str, args: &[&str]) -> Result<Server, (i32, String)> {
+    let port = free_port();
+    let err_path = std::env::temp_dir().join(format!("rc-try-start-{}-{port}.err", std::process::id()));
+    let err = std::fs::File::create(&err_path).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1"]);
+    if is_root() && !args.contains(&"-u") {
+        cmd.args(["-u", "root"]);
+    }
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+    let mut child = cmd.spawn().expect("spawn server");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let outcome = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+            break Err((st.code().unwrap_or(-1), text.trim().to_string()));
+        }
+        if listening(child.id(), port) {
+            break Ok(Server { child, port });
+        }
+        assert!(Instant::now() < deadline, "{bin} {args:?} neither listened nor exited");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_file(&err_path);
+    outcome
+}
+
+/// rustcached, and memcached when installed.
+pub fn binaries() -> Vec<&'static str> {
+    std::iter::once(rustcached_bin()).chain(memcached_bin()).collect()
+}
