@@ -52,10 +52,7 @@ fn main() {
         if !only.is_empty() && only != tag {
             continue;
         }
-        let mut servers = vec![("rustcached", Server::start(args))];
-        if let Some(mc) = memcached {
-            servers.push(("memcached 1.6.18", Server::start_bin(mc, args)));
-        }
+        let servers = [("rustcached", Server::start(args)), ("memcached 1.6.18", Server::start_bin(memcached, args))];
         for (who, srv) in servers {
             let o = run(&srv);
             println!(

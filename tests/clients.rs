@@ -93,13 +93,7 @@ fn assert_transcript(server: &str, what: &str, got: &str, expected: &str) {
 /// The servers a client runs against: memcached first when it is installed (a wrong
 /// expectation shows up against the oracle), then rustcached.
 fn servers() -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    match memcached_bin() {
-        Some(mc) => out.push(("memcached 1.6.18", mc)),
-        None => eprintln!("memcached is not installed: checking rustcached only"),
-    }
-    out.push(("rustcached", common::rustcached_bin()));
-    out
+    vec![("memcached 1.6.18", memcached_bin()), ("rustcached", common::rustcached_bin())]
 }
 
 /// Run `program args {PORT}` against a fresh server of each kind; every transcript must be

@@ -126,10 +126,10 @@ fn notify_socket_gets_ready_then_stopping() {
 
 #[test]
 fn memcstat_reads_our_stats() {
-    if Command::new("memcstat").arg("--help").output().is_err() {
-        eprintln!("memcstat not installed; skipped (CI installs it)");
-        return;
-    }
+    common::needs(
+        Command::new("memcstat").arg("--help").output().is_ok(),
+        "memcstat (apt-get install libmemcached-tools)",
+    );
     let srv = Server::start(&[]);
     let out = Command::new("memcstat").arg(format!("--servers=127.0.0.1:{}", srv.port)).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -143,13 +143,18 @@ fn sigterm_under_load_loses_no_acknowledged_reply() {
     let srv = Server::start(&[]);
     let mut s = srv.connect();
     let mut reader = s.try_clone().unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen2 = seen.clone();
     let done = std::thread::spawn(move || {
         let mut got = Vec::new();
         let mut buf = [0u8; 65536];
         loop {
             match reader.read(&mut buf) {
                 Ok(0) | Err(_) => return got,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    seen2.store(got.len(), std::sync::atomic::Ordering::Relaxed);
+                }
             }
         }
     });
@@ -157,6 +162,11 @@ fn sigterm_under_load_loses_no_acknowledged_reply() {
     let batch: Vec<u8> = (0..2000).flat_map(|i| format!("set load{i} 0 0 5\r\nvalue\r\n").into_bytes()).collect();
     for _ in 0..5 {
         s.write_all(&batch).unwrap();
+    }
+    // Mid-stream: once replies flow (on a loaded machine the first may take a while).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.load(std::sync::atomic::Ordering::Relaxed) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
     }
     let pid = srv.child.id() as i32;
     // SAFETY: signalling our child.

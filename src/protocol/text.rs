@@ -61,6 +61,26 @@ pub enum Frame {
     TooLong,
 }
 
+/// The start of a `get`/`gets` line longer than `LINE_MAX` (the only commands `frame` lets grow
+/// past it, as memcached does): whether it is `gets`, and where its keys start.
+pub fn long_get_head(buf: &[u8]) -> Option<(bool, usize)> {
+    let spaces = buf.iter().take_while(|&&b| b == b' ').count();
+    let rest = &buf[spaces..];
+    if rest.starts_with(b"get ") {
+        Some((false, spaces + 4))
+    } else if rest.starts_with(b"gets ") {
+        Some((true, spaces + 5))
+    } else {
+        None
+    }
+}
+
+/// How many bytes at the start of an unfinished key list hold only whole keys: up to and
+/// including the last space (0 if there is none).
+pub fn whole_keys(buf: &[u8]) -> usize {
+    memchr::memrchr(b' ', buf).map_or(0, |i| i + 1)
+}
+
 /// Find the first command line in `buf`.
 pub fn frame(buf: &[u8]) -> Frame {
     match memchr(b'\n', buf) {

@@ -190,6 +190,15 @@ impl<'a> Value<'a> {
     }
 }
 
+/// Where a long `get`/`gets` line is (`Conn::long_get`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LongGet {
+    /// Its keys are being served as they arrive.
+    Keys { cas: bool },
+    /// A key was too long: the error is sent, the rest of the line is dropped.
+    Discard,
+}
+
 /// Which protocol module finishes a staged storage command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StagedKind {
@@ -338,6 +347,8 @@ pub struct Conn {
     pub wbuf: Out,
     /// A storage command's value being received into its item.
     pub staged: Option<Box<Staged>>,
+    /// A `get`/`gets` line longer than `LINE_MAX` whose keys are served as they arrive.
+    pub long_get: Option<LongGet>,
     pub proto: Proto,
     /// Bytes of refused data still to discard.
     pub swallow: usize,
@@ -369,6 +380,7 @@ impl Conn {
             rbuf: InBuf::default(),
             wbuf: Out::default(),
             staged: None,
+            long_get: None,
             proto: Proto::Unknown,
             swallow: 0,
             need: 0,
@@ -391,6 +403,41 @@ impl Conn {
         self.closing = false;
         self.dump = None;
         self.staged = None;
+        self.long_get = None;
+    }
+
+    /// The next part of a long `get`/`gets` line: its whole keys are served (with `END` once the
+    /// line ends), so such a line never has to be buffered whole. Returns the bytes consumed (0:
+    /// wait for more input).
+    fn long_get_step(&mut self, rest: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> usize {
+        let nl = memchr::memchr(b'\n', rest);
+        match (self.long_get, nl) {
+            (Some(LongGet::Discard), Some(nl)) => {
+                self.long_get = None;
+                nl + 1
+            }
+            (Some(LongGet::Discard), None) => rest.len(),
+            (Some(LongGet::Keys { cas }), Some(nl)) => {
+                let line = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]);
+                // A NUL ends a command line, as in `ptext::parse`.
+                let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
+                text::get_more(ctx, cas, line, true, out);
+                self.long_get = None;
+                nl + 1
+            }
+            (Some(LongGet::Keys { cas }), None) if rest.len() > ptext::LINE_MAX => {
+                // No space in LINE_MAX bytes: a key longer than any key can be; get_more refuses it.
+                let cut = match ptext::whole_keys(rest) {
+                    0 => rest.len(),
+                    n => n,
+                };
+                if !text::get_more(ctx, cas, &rest[..cut], false, out) {
+                    self.long_get = Some(LongGet::Discard);
+                }
+                cut
+            }
+            _ => 0,
+        }
     }
 
     /// Start receiving a storage command's value into `res`: `head` is the request head, `have`
@@ -485,7 +532,21 @@ impl Conn {
                     Step::Incomplete => return (pos, Outcome::Continue),
                     Step::Close(n) => return (pos + n, Outcome::Close),
                 },
+                _ if self.long_get.is_some() => match self.long_get_step(rest, out, ctx) {
+                    0 => return (pos, Outcome::Continue),
+                    n => {
+                        budget -= 1;
+                        pos += n;
+                    }
+                },
                 _ => match ptext::frame(rest) {
+                    Frame::Incomplete if rest.len() > ptext::LINE_MAX => match ptext::long_get_head(rest) {
+                        Some((cas, keys_at)) => {
+                            self.long_get = Some(LongGet::Keys { cas });
+                            pos += keys_at;
+                        }
+                        None => return (pos, Outcome::Continue),
+                    },
                     Frame::Incomplete => return (pos, Outcome::Continue),
                     Frame::TooLong => return (pos, Outcome::Close),
                     Frame::Line { len, consumed } => {

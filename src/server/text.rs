@@ -287,17 +287,40 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
 }
 
 fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out) {
-    let store = &ctx.shared.store;
     let start = out.len();
+    if get_keys(ctx, cas, touch, keys, out) {
+        out.extend_from_slice(reply::END);
+    } else {
+        out.truncate(start);
+        out.extend_from_slice(reply::BAD_FORMAT);
+    }
+}
+
+/// The next keys of a `get`/`gets` line too long to buffer whole (`Conn::long_get`): their
+/// values now, `END` (`last`) when the line has ended. A key over `KEY_MAX` ends the line with
+/// `CLIENT_ERROR bad command line format` at once: the caller discards the rest of the line.
+/// (memcached buffers such a line whole and then answers only the error; values of the keys
+/// before the bad one have been sent here already.)
+pub fn get_more(ctx: &Ctx<'_>, cas: bool, keys: &[u8], last: bool, out: &mut Out) -> bool {
+    let ok = get_keys(ctx, cas, None, keys, out);
+    if !ok {
+        out.extend_from_slice(reply::BAD_FORMAT);
+    } else if last {
+        out.extend_from_slice(reply::END);
+    }
+    ok
+}
+
+/// The values of `keys`; false at the first key over `KEY_MAX` (the keys before it were served).
+fn get_keys(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out) -> bool {
+    let store = &ctx.shared.store;
     let opts = match touch {
         Some(t) => GetOpts::touch(t),
         None => GetOpts::GET,
     };
     for key in ptext::keys(keys) {
         if key.len() > KEY_MAX {
-            out.truncate(start);
-            out.extend_from_slice(reply::BAD_FORMAT);
-            return;
+            return false;
         }
         // memcached counts gat/gats only as touches.
         if touch.is_some() {
@@ -324,7 +347,7 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out)
         });
         ctx.count_fetch(key, r, touch.is_some());
     }
-    out.extend_from_slice(reply::END);
+    true
 }
 
 /// `lru tune|mode|temp_ttl`: recorded for `stats settings` (see `server::tunables`).

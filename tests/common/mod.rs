@@ -15,9 +15,17 @@ pub fn rustcached_bin() -> &'static str {
     env!("CARGO_BIN_EXE_rustcached")
 }
 
-/// Debian's memcached, if installed.
-pub fn memcached_bin() -> Option<&'static str> {
-    ["/usr/bin/memcached", "/usr/local/bin/memcached"].into_iter().find(|p| std::path::Path::new(p).exists())
+/// Debian's memcached, the oracle of the differential tests: a test that needs it fails
+/// when it is missing (`.ci/run` installs it).
+pub fn memcached_bin() -> &'static str {
+    let found =
+        ["/usr/bin/memcached", "/usr/local/bin/memcached"].into_iter().find(|p| std::path::Path::new(p).exists());
+    found.expect("Debian's memcached is not installed: apt-get install memcached (.ci/run does)")
+}
+
+/// Fail (not skip) when a tool a test needs is missing.
+pub fn needs(present: bool, what: &str) {
+    assert!(present, "{what} is not installed (.ci/run installs it)");
 }
 
 pub fn is_root() -> bool {
@@ -74,9 +82,7 @@ pub fn listening(pid: u32, port: u16) -> bool {
 /// scenarios 1.6.18 defines run against both (memcached as the oracle).
 pub fn servers(args: &[&str]) -> Vec<(&'static str, Server)> {
     let mut v = vec![("rustcached", Server::start(args))];
-    if let Some(mc) = memcached_bin() {
-        v.push(("memcached", Server::start_bin(mc, args)));
-    }
+    v.push(("memcached", Server::start_bin(memcached_bin(), args)));
     v
 }
 
@@ -280,5 +286,5 @@ pub fn try_start(bin: &str, args: &[&str]) -> Result<Server, (i32, String)> {
 
 /// rustcached, and memcached when installed.
 pub fn binaries() -> Vec<&'static str> {
-    std::iter::once(rustcached_bin()).chain(memcached_bin()).collect()
+    vec![rustcached_bin(), memcached_bin()]
 }
