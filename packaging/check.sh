@@ -89,6 +89,7 @@ diff -u "$work/expected" "$work/files" || fail "unexpected package contents (- e
 dpkg-deb --ctrl-tarfile "$deb" | tar -x -C "$work" ./conffiles ./postinst ./prerm ./postrm
 [ "$(cat "$work/conffiles")" = /etc/default/rustcached ] || fail "conffiles: $(cat "$work/conffiles")"
 dpkg-deb --field "$deb" Depends | grep -q 'libc6' || fail "Depends lacks libc6"
+apt-get install --simulate "$deb" >"$work/apt-sim" 2>&1 || { cat "$work/apt-sim"; fail "apt cannot install the package"; }
 
 echo "== a fresh install neither enables nor starts a unit"
 # Run postinst as dpkg does on a first install, with the systemd helpers replaced by loggers
