@@ -151,10 +151,13 @@ cid=$(podman create "$image" -m 256)
 [ "$(podman inspect --format '{{json .Config.Cmd}}' "$cid")" = '["-m","256"]' ] || fail "arguments do not pass through"
 podman cp "$cid:/usr/local/bin/rustcached" "$work/image-rustcached"
 podman cp "$cid:/etc/passwd" "$work/image-passwd"
+podman cp "$cid:/usr/share/doc/rustcached/LICENSE" "$work/image-LICENSE"
 podman rm "$cid" >/dev/null
 grep -qx 'memcache:x:11211:11211:memcache:/nonexistent:/sbin/nologin' "$work/image-passwd" || fail "image /etc/passwd"
 readelf --program-headers "$work/image-rustcached" | grep -q 'program interpreter' && fail "image binary is not static"
 [ "$("$work/image-rustcached" -V)" = "rustcached 1.6.18-rustcached-$version" ] || fail "image rustcached -V"
+cmp -s LICENSE "$work/image-LICENSE" || fail "the image does not carry LICENSE"
+"$work/image-rustcached" -i | cmp -s LICENSE - || fail "rustcached -i does not print LICENSE"
 # As the image runs it: uid/gid 11211, no -u, the image's default arguments.
 serve_check "$expect_version" setpriv --reuid 11211 --regid 11211 --clear-groups "$work/image-rustcached" -m 256
 

@@ -12,6 +12,6 @@ cargo build --release --locked --quiet --target "$TRIPLE" --bin rustcached
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-cp packaging/container/Containerfile packaging/container/passwd packaging/container/group "$ctx/"
+cp packaging/container/Containerfile packaging/container/passwd packaging/container/group LICENSE "$ctx/"
 cp "$target/$TRIPLE/release/rustcached" "$ctx/"
 podman build --quiet --tag "$IMAGE" --file "$ctx/Containerfile" "$ctx"
