@@ -158,7 +158,8 @@ readelf --program-headers "$work/image-rustcached" | grep -q 'program interprete
 [ "$("$work/image-rustcached" -V)" = "rustcached 1.6.18-rustcached-$version" ] || fail "image rustcached -V"
 cmp -s LICENSE "$work/image-LICENSE" || fail "the image does not carry LICENSE"
 "$work/image-rustcached" -i | cmp -s LICENSE - || fail "rustcached -i does not print LICENSE"
-# As the image runs it: uid/gid 11211, no -u, the image's default arguments.
+# As the image runs it: uid/gid 11211 (which must be able to reach the binary), no -u.
+chmod 0755 "$work" "$work/image-rustcached"
 serve_check "$expect_version" setpriv --reuid 11211 --regid 11211 --clear-groups "$work/image-rustcached" -m 256
 
 echo "== packaging checks passed"
