@@ -10,12 +10,14 @@ RUNS=${RUNS:-5}
 DUR=${DUR:-10}
 KEYS=${KEYS:-1000000}
 command -v memcached >/dev/null || { apt-get update -qq && apt-get install -y -qq memcached >/dev/null; }
-cargo build --release --quiet --bin rustcached --bin rcbench
-B=./target/release/rcbench
+# The `perf` profile: the release build plus line tables for perf (see Cargo.toml).
+cargo build --profile perf --quiet --bin rustcached --example rcbench
+T=${CARGO_TARGET_DIR:-target}/perf
+B=$T/examples/rcbench
 U=(); [ "$(id -u)" = 0 ] && U=(-u root)
 FLAGS=(-t 2 -m 1024 -c 4096 -U 0 -l 127.0.0.1 "${U[@]}")
 taskset -c 0 memcached -p 23101 "${FLAGS[@]}" & MC=$!
-taskset -c 0 ./target/release/rustcached -p 23102 "${FLAGS[@]}" & RC=$!
+taskset -c 0 $T/rustcached -p 23102 "${FLAGS[@]}" & RC=$!
 trap 'kill $MC $RC 2>/dev/null || true' EXIT
 sleep 0.5
 for p in 23101 23102; do taskset -c 1 $B --server 127.0.0.1:$p --fill "$KEYS" --depth 64 --conns 8 >/dev/null; done

@@ -49,7 +49,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.license {
-        println!("rustcached is distributed under the BSD 3-Clause license, like memcached.");
+        // The whole notice, as memcached -i prints its own: the license asks binary
+        // redistributions to reproduce it, and the binary is sometimes all that is shipped.
+        print!("{}", include_str!("../LICENSE"));
         return ExitCode::SUCCESS;
     }
     let mut config = match Config::from_args(&args) {

@@ -54,3 +54,16 @@ fn hardening_score_is_far_below_debians_unit() {
     assert!(out.status.success(), "exposure above 2.0:\n{text}");
     assert!(text.contains("Overall exposure level"), "{text}");
 }
+
+#[test]
+fn services_have_a_writable_runtime_directory() {
+    // ProtectSystem=strict leaves /run read-only; -s and -P need the unit's own directory, at
+    // the path that rustcached.default and the man page document.
+    for (name, dir) in [("rustcached.service", "rustcached"), ("rustcached@.service", "rustcached-%i")] {
+        let text = std::fs::read_to_string(format!("systemd/{name}")).unwrap();
+        assert!(text.contains("ProtectSystem=strict"), "{name}");
+        assert!(text.lines().any(|l| l == format!("RuntimeDirectory={dir}")), "{name}: RuntimeDirectory={dir}");
+    }
+    let defaults = std::fs::read_to_string("systemd/rustcached.default").unwrap();
+    assert!(defaults.contains("-s /run/rustcached/memcached.sock"), "{defaults}");
+}
