@@ -790,3 +790,107 @@ fn per_class_counters_like_memcached() {
     let general = stats(&mut s, "");
     assert_eq!(general["cmd_set"], "3");
 }
+
+/// One binary request (magic 0x80) with this opcode, extras, key, value and CAS.
+fn bin_req(opcode: u8, extras: &[u8], key: &[u8], value: &[u8], cas: u64) -> Vec<u8> {
+    let mut p = vec![0x80, opcode];
+    p.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+    p.extend_from_slice(&((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
+    p.extend_from_slice(&[0; 4]);
+    p.extend_from_slice(&cas.to_be_bytes());
+    p.extend_from_slice(extras);
+    p.extend_from_slice(key);
+    p.extend_from_slice(value);
+    p
+}
+
+/// Read `n` binary responses.
+fn bin_replies(s: &mut TcpStream, n: usize) {
+    for _ in 0..n {
+        let head = common::read_n(s, 24);
+        let body = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as usize;
+        common::read_n(s, body);
+    }
+}
+
+/// After a mix of text, meta and binary commands on items of several sizes, every per-class
+/// counter of `stats slabs` sums to its `stats` total, and the totals are memcached's.
+#[test]
+fn per_class_counters_sum_to_the_totals_for_every_protocol() {
+    let mut totals = Vec::new();
+    for (who, srv) in common::servers(&[]) {
+        let mut s = srv.connect();
+        for (i, size) in [10usize, 700, 3000, 40_000, 300_000].into_iter().enumerate() {
+            let v = "7".repeat(size);
+            expect(&mut s, format!("set t{i} {i} 0 {size}\r\n{v}\r\n").as_bytes(), b"STORED\r\n");
+            expect(&mut s, format!("ms m{i} {size} F5\r\n{v}\r\n").as_bytes(), b"HD\r\n");
+            s.write_all(format!("get t{i} m{i} nope\r\nmg m{i} v\r\nmg nope v\r\nmg t{i} T60\r\n").as_bytes()).unwrap();
+            s.write_all(format!("touch t{i} 100\r\nincr t{i} 1\r\ndecr m{i} 1\r\nma t{i}\r\nma nope\r\n").as_bytes())
+                .unwrap();
+            s.write_all(format!("gets t{i}\r\ncas t{i} 0 0 1 1\r\nx\r\nappend m{i} 0 0 1\r\nz\r\n").as_bytes())
+                .unwrap();
+            s.write_all(format!("delete t{i}\r\nmd m{i}\r\nmd nope\r\ndelete nope\r\n").as_bytes()).unwrap();
+            s.write_all(b"mn\r\n").unwrap();
+            let _ = read_until_mn(&mut s);
+            let mut b = srv.connect();
+            let key = format!("b{i}");
+            let mut req = bin_req(0x01, &[0, 0, 0, 1, 0, 0, 0, 0], key.as_bytes(), v.as_bytes(), 0); // set
+            req.extend(bin_req(0x00, &[], key.as_bytes(), &[], 0)); // get
+            req.extend(bin_req(0x00, &[], b"nope", &[], 0)); // get miss
+            req.extend(bin_req(0x1c, &[0, 0, 0, 100], key.as_bytes(), &[], 0)); // touch
+            req.extend(bin_req(0x01, &[0, 0, 0, 0, 0, 0, 0, 0], key.as_bytes(), b"1", 12345)); // cas mismatch
+            req.extend(bin_req(
+                0x05,
+                &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                key.as_bytes(),
+                &[],
+                0,
+            )); // incr (non-numeric or numeric)
+            req.extend(bin_req(0x04, &[], key.as_bytes(), &[], 0)); // delete
+            b.write_all(&req).unwrap();
+            bin_replies(&mut b, 7);
+        }
+        let general = stats(&mut s, "");
+        let slabs = stats(&mut s, "slabs");
+        let mut row = Vec::new();
+        for f in
+            ["get_hits", "cmd_set", "delete_hits", "incr_hits", "decr_hits", "cas_hits", "cas_badval", "touch_hits"]
+        {
+            let by_class: u64 = slabs
+                .iter()
+                .filter(|(k, _)| k.split_once(':').is_some_and(|(_, n)| n == f))
+                .map(|(_, v)| v.parse::<u64>().unwrap())
+                .sum();
+            let total: u64 = general[f].parse().unwrap();
+            assert_eq!(by_class, total, "{who}: {f} per class {by_class}, total {total}");
+            row.push((f, total));
+        }
+        for f in [
+            "cmd_get",
+            "get_misses",
+            "delete_misses",
+            "incr_misses",
+            "decr_misses",
+            "cas_misses",
+            "touch_misses",
+            "cmd_touch",
+        ] {
+            row.push((f, general[f].parse().unwrap()));
+        }
+        totals.push((who, row));
+    }
+    assert_eq!(totals[0].1, totals[1].1, "{} and {} count differently", totals[0].0, totals[1].0);
+}
+
+/// Read to the `MN` that ends a pipelined batch (`mn` sent last).
+fn read_until_mn(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !got.ends_with(b"MN\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}

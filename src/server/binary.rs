@@ -15,7 +15,7 @@ use super::sasl;
 use crate::config::VERSION;
 use crate::protocol::binary::{self as pb, Command, Frame, Limits, Opcode, Request, Status};
 use crate::protocol::KEY_MAX;
-use crate::storage::{item, DeleteOutcome, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
+use crate::storage::{DeleteOutcome, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
 
 /// memcached's `MAX_SASL_MECH_LEN`: a longer mechanism name is `Invalid arguments`.
 const SASL_MECH_MAX: usize = 32;
@@ -278,8 +278,7 @@ fn store(ctx: &Ctx<'_>, req: &Request<'_>, mode: Mode, flags: u32, exptime: u32,
     sh.detail.set(req.key);
     let mut sr = StoreReq::new(mode, req.key, value.bytes(), flags, exptime as i64);
     sr.cas = cas;
-    let class = store.slabs().class_for(item::item_size(req.key.len(), value.len())).unwrap_or(0) as usize;
-    let slab = &ctx.stats.slab[class];
+    let slab = &ctx.stats.slab[store.class_of(req.key.len(), value.len(), flags)];
     let outcome = value.store(store, &sr).0;
     if !matches!(outcome, StoreOutcome::NoMemory | StoreOutcome::TooLarge) {
         slab.set_cmds.inc();
@@ -333,8 +332,8 @@ fn drop_after_failed_set(ctx: &Ctx<'_>, req: &Request<'_>) {
 fn delete(ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) {
     ctx.shared.detail.delete(req.key);
     match ctx.shared.store.delete(req.key, req.cas) {
-        DeleteOutcome::Deleted => {
-            ctx.stats.slab[0].delete_hits.inc();
+        DeleteOutcome::Deleted { class } => {
+            ctx.stats.slab[class as usize].delete_hits.inc();
             ok(out, req, 0);
         }
         DeleteOutcome::Exists => error(out, req, Status::KeyExists),
@@ -352,11 +351,12 @@ fn arith(ctx: &Ctx<'_>, req: &Request<'_>, incr: bool, delta: u64, initial: u64,
     let store = &ctx.shared.store;
     let (op, opaque) = (req.opcode_byte(), req.opaque);
     match store.delta(req.key, incr, delta, req.cas, None, None) {
-        DeltaOutcome::Value { value, cas } => {
+        DeltaOutcome::Value { value, cas, class } => {
+            let slab = &ctx.stats.slab[class as usize];
             if incr {
-                ctx.stats.slab[0].incr_hits.inc();
+                slab.incr_hits.inc();
             } else {
-                ctx.stats.slab[0].decr_hits.inc();
+                slab.decr_hits.inc();
             }
             if !req.is_quiet() {
                 pb::write_counter(out, op, opaque, cas, value);

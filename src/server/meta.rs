@@ -180,9 +180,8 @@ fn fail_unstored(ctx: &Ctx<'_>, key: &[u8], failed: StoreOutcome, out: &mut Vec<
 fn ms_data(ctx: &Ctx<'_>, req: &MetaRequest<'_>, value: Value<'_>, terminated: bool, out: &mut Vec<u8>) {
     let store = &ctx.shared.store;
     let key = req.key();
-    let class = store.slabs().class_for(item::item_size(key.len(), value.len()));
     // memcached counts the set once the item is allocated, before checking the terminator.
-    let slab = &ctx.stats.slab[class.unwrap_or(0) as usize];
+    let slab = &ctx.stats.slab[store.class_of(key.len(), value.len(), req.flags.client_flags)];
     slab.set_cmds.inc();
     if !terminated {
         out.extend_from_slice(pm::BAD_DATA_CHUNK);

@@ -45,9 +45,7 @@ pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) -> bool
 /// A data block not ended by CRLF: memcached has already allocated the item, so it counts as a
 /// set of that size class, then replies `bad data chunk`.
 pub fn bad_chunk(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) {
-    let class =
-        ctx.shared.store.slabs().class_for(item::item_size_flags(sc.key.len(), sc.bytes, sc.flags)).unwrap_or(0);
-    ctx.stats.slab[class as usize].set_cmds.inc();
+    ctx.stats.slab[ctx.shared.store.class_of(sc.key.len(), sc.bytes, sc.flags)].set_cmds.inc();
     put(out, sc.noreply, reply::BAD_CHUNK);
 }
 
@@ -100,9 +98,7 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, out: &mut Vec<u
     ctx.shared.detail.set(sc.key);
     let mut req = StoreReq::new(mode, sc.key, value.bytes(), sc.flags, sc.exptime);
     req.cas = sc.cas;
-    let class =
-        store.slabs().class_for(item::item_size_flags(sc.key.len(), value.len(), sc.flags)).unwrap_or(0) as usize;
-    let slab = &ctx.stats.slab[class];
+    let slab = &ctx.stats.slab[store.class_of(sc.key.len(), value.len(), sc.flags)];
     let outcome = value.store(store, &req).0;
     if !matches!(outcome, StoreOutcome::NoMemory | StoreOutcome::TooLarge) {
         slab.set_cmds.inc();

@@ -159,7 +159,12 @@ pub enum StoreOutcome {
 /// Result of incr/decr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeltaOutcome {
-    Value { value: u64, cas: u64 },
+    /// The new number, the item's CAS and slab class (for per-class `stats slabs` counters).
+    Value {
+        value: u64,
+        cas: u64,
+        class: u8,
+    },
     NotFound,
     NonNumeric,
     Exists,
@@ -169,7 +174,10 @@ pub enum DeltaOutcome {
 /// Result of delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted,
+    /// Removed; the item was in this slab class.
+    Deleted {
+        class: u8,
+    },
     NotFound,
     Exists,
 }
@@ -459,6 +467,13 @@ impl Store {
         } else {
             0
         }
+    }
+
+    /// The slab class an item of this key length, value length and client flags is stored in
+    /// (0 when none fits): the class its per-class `stats slabs` counters go to, whatever the
+    /// protocol.
+    pub fn class_of(&self, klen: usize, vlen: usize, flags: u32) -> usize {
+        self.slabs.class_for(item::item_size_flags(klen, vlen, flags)).map_or(0, usize::from)
     }
 
     /// Whether an item of this key/value/flags is over `-I`, counted as memcached counts it
@@ -1055,6 +1070,7 @@ impl Store {
         self.delta_with(key, incr, delta, cas_in, create, new_cas, |e, value| DeltaOutcome::Value {
             value,
             cas: e.cas(),
+            class: e.class(),
         })
         .unwrap_or_else(|miss| miss)
     }
@@ -1212,8 +1228,9 @@ impl Store {
                 if cas_in != 0 && cas_in != self.visible_cas(self.slabs.ptr(r)) {
                     return DeleteOutcome::Exists;
                 }
+                let class = self.slabs.ptr(r).class();
                 self.unlink_locked(&mut table, shard, h, r);
-                DeleteOutcome::Deleted
+                DeleteOutcome::Deleted { class }
             }
             Err(_) => DeleteOutcome::NotFound,
         }
