@@ -46,6 +46,9 @@ fn main() {
         ),
     ];
     let memcached = common::memcached_bin();
+    let commit = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).output();
+    let commit = commit.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    println!("cargo bench --bench hostile at commit {commit}\n");
     println!("| scenario (-m 64 -t 2) | server | peak RSS | other client's reply (median of 21) | replies right |");
     println!("|---|---|---|---|---|");
     for (tag, (name, args, run)) in scenarios {
@@ -56,9 +59,9 @@ fn main() {
         for (who, srv) in servers {
             let o = run(&srv);
             println!(
-                "| {name} | {who} | {} MB | {:.1} ms | {} |",
+                "| {name} | {who} | {} MB | {} µs | {} |",
                 o.peak_rss_kb / 1024,
-                o.probe.as_secs_f64() * 1000.0,
+                o.probe.as_micros(),
                 if o.probe_ok { "yes" } else { "no" }
             );
             drop(srv);

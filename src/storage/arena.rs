@@ -7,7 +7,8 @@
 //! If huge pages are unavailable the advice is ignored and everything works on 4 KB pages.
 //!
 //! This is the only place the storage layer calls `mmap`; pages are never returned to the
-//! OS (like memcached's, they live as long as the process).
+//! OS while the store lives (like memcached's, they live as long as the process); a dropped
+//! store's arena unmaps them (the fuzz and simulation harnesses build a store per run).
 
 use std::ptr::NonNull;
 
@@ -15,12 +16,20 @@ use parking_lot::Mutex;
 
 /// Huge page size (x86-64, aarch64 with 4 KB base pages).
 const HUGE: usize = 2 << 20;
-/// Bytes reserved per mapping.
-const RESERVE: usize = 64 << 20;
+/// Bytes reserved per mapping (less under Miri, which tracks every byte it is given).
+const RESERVE: usize = if cfg!(miri) { 4 << 20 } else { 64 << 20 };
 
 struct Cursor {
     next: usize,
     left: usize,
+    /// Every reservation made, to give back on drop.
+    maps: Vec<Mapping>,
+}
+
+/// One reservation: what `reserve` got from the OS (or the allocator under Miri).
+struct Mapping {
+    raw: usize,
+    len: usize,
 }
 
 /// A source of zeroed, page-aligned slab pages of one size.
@@ -31,7 +40,7 @@ pub struct Arena {
 
 impl Arena {
     pub fn new(page_size: usize) -> Arena {
-        Arena { page_size, cursor: Mutex::new(Cursor { next: 0, left: 0 }) }
+        Arena { page_size, cursor: Mutex::new(Cursor { next: 0, left: 0, maps: Vec::new() }) }
     }
 
     /// A fresh zeroed page of `page_size` bytes, 4 KB-aligned; `None` if the OS refuses memory.
@@ -39,7 +48,8 @@ impl Arena {
         let mut c = self.cursor.lock();
         if c.left < self.page_size {
             let bytes = RESERVE.max(self.page_size).next_multiple_of(HUGE);
-            let base = reserve(bytes)?;
+            let (base, map) = reserve(bytes)?;
+            c.maps.push(map);
             c.next = base;
             c.left = bytes;
         }
@@ -50,9 +60,27 @@ impl Arena {
     }
 }
 
+/// Under Miri (which runs the pin and reservation tests) there is no `MAP_NORESERVE` or
+/// `madvise`: the memory comes from the allocator, zeroed and 2 MB-aligned, and is never freed
+/// (as the mappings are not).
+#[cfg(miri)]
+fn reserve(bytes: usize) -> Option<(usize, Mapping)> {
+    let layout = std::alloc::Layout::from_size_align(bytes, HUGE).ok()?;
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    (!p.is_null()).then_some((p as usize, Mapping { raw: p as usize, len: bytes }))
+}
+
+#[cfg(miri)]
+fn release(m: &Mapping) {
+    // SAFETY: allocated by `reserve` with this layout, freed once (on the arena's drop).
+    unsafe { std::alloc::dealloc(m.raw as *mut u8, std::alloc::Layout::from_size_align_unchecked(m.len, HUGE)) }
+}
+
 /// Map `bytes` (a multiple of `HUGE`) of private anonymous memory at a 2 MB-aligned address
-/// and ask for huge pages. Returns the aligned start.
-fn reserve(bytes: usize) -> Option<usize> {
+/// and ask for huge pages. Returns the aligned start and the mapping.
+#[cfg(not(miri))]
+fn reserve(bytes: usize) -> Option<(usize, Mapping)> {
     let len = bytes + HUGE;
     // SAFETY: an anonymous private mapping at an address the kernel picks touches no existing
     // memory; the arguments are valid for mmap.
@@ -75,7 +103,24 @@ fn reserve(bytes: usize) -> Option<usize> {
     unsafe {
         libc::madvise(start as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
     }
-    Some(start)
+    Some((start, Mapping { raw: raw as usize, len }))
+}
+
+#[cfg(not(miri))]
+fn release(m: &Mapping) {
+    // SAFETY: exactly a mapping `reserve` made, unmapped once (on the arena's drop, when no
+    // item pointer into it is left: pins and reservations hold the store alive).
+    unsafe {
+        libc::munmap(m.raw as *mut libc::c_void, m.len);
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for m in &self.cursor.get_mut().maps {
+            release(m);
+        }
+    }
 }
 
 #[cfg(test)]
