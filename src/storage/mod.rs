@@ -13,6 +13,12 @@
 //! a page, which locks shards. Operations that must allocate while an item is locked
 //! (append, growing incr) read what they need, unlock, allocate, relock and re-check.
 //!
+//! Visibility: `item` and `slab` are crate-private, and their raw chunk access (`ItemPtr`,
+//! `Slabs::ptr`, `value_mut`) is visible only inside `storage`, which keeps the rules written
+//! in `item`; everything else reaches items through `Entry` (under the shard lock), `Pinned`
+//! (a value kept alive and unchanged) and `Reservation` (a value being filled), whose safe APIs
+//! cannot outlive or alias the memory they point into.
+//!
 //! Eviction is CLOCK with second chance per slab class: every access sets the item's ACTIVE
 //! bit; the class hand clears it when passing and evicts the first linked item without it.
 //! This keeps reads free of any global LRU lock, like memcached's segmented LRU keeps reads off
@@ -21,8 +27,8 @@
 mod arena;
 pub mod clock;
 mod handle;
-pub mod item;
-pub mod slab;
+pub(crate) mod item;
+pub(crate) mod slab;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -282,7 +282,7 @@ impl Slabs {
 
     /// Pointer to a chunk.
     #[inline]
-    pub fn ptr(&self, r: ChunkRef) -> ItemPtr {
+    pub(super) fn ptr(&self, r: ChunkRef) -> ItemPtr {
         let page = (r >> self.slot_bits) as usize;
         let class = self.page_class[page].load(Ordering::Acquire);
         self.ptr_in(class, r)
@@ -294,18 +294,18 @@ impl Slabs {
     }
 
     #[inline]
-    pub fn page_of(&self, r: ChunkRef) -> u32 {
+    pub(super) fn page_of(&self, r: ChunkRef) -> u32 {
         r >> self.slot_bits
     }
 
     /// Lock one class.
-    pub fn lock(&self, class: u8) -> MutexGuard<'_, ClassState> {
+    pub(super) fn lock(&self, class: u8) -> MutexGuard<'_, ClassState> {
         self.state[class as usize].lock()
     }
 
     /// Take a chunk of `class` without evicting: free list, then carving, then a new page.
     /// The chunk comes back RESERVED. `size` is the item size (for `mem_requested`).
-    pub fn try_alloc(&self, class: u8, size: usize) -> Option<ChunkRef> {
+    pub(super) fn try_alloc(&self, class: u8, size: usize) -> Option<ChunkRef> {
         let mut st = self.lock(class);
         let r = self.try_alloc_locked(class, &mut st)?;
         self.mark_reserved(class, r, size);
@@ -314,7 +314,7 @@ impl Slabs {
 
     /// A chunk of a class that owns no page, from a page taken past the budget (see
     /// `take_page`). `None` when the class already has pages or memory is exhausted.
-    pub fn try_alloc_first_page(&self, class: u8, size: usize) -> Option<ChunkRef> {
+    pub(super) fn try_alloc_first_page(&self, class: u8, size: usize) -> Option<ChunkRef> {
         let mut st = self.lock(class);
         if !st.pages.is_empty() {
             return None;
@@ -330,7 +330,7 @@ impl Slabs {
     }
 
     /// Count a chunk handed out under the class lock.
-    pub fn mark_reserved(&self, class: u8, r: ChunkRef, size: usize) {
+    pub(super) fn mark_reserved(&self, class: u8, r: ChunkRef, size: usize) {
         self.ptr_in(class, r).set_state(STATE_RESERVED);
         let c = &self.counters[class as usize];
         c.used.fetch_add(1, Ordering::Relaxed);
@@ -339,7 +339,7 @@ impl Slabs {
 
     /// Pointer to a chunk whose class is known (cheaper than `ptr`).
     #[inline]
-    pub fn ptr_in(&self, class: u8, r: ChunkRef) -> ItemPtr {
+    pub(super) fn ptr_in(&self, class: u8, r: ChunkRef) -> ItemPtr {
         let page = (r >> self.slot_bits) as usize;
         let slot = (r & ((1 << self.slot_bits) - 1)) as usize;
         let base = self.pages[page].load(Ordering::Acquire);
@@ -395,7 +395,7 @@ impl Slabs {
     }
 
     /// Return a chunk. The caller has unlinked it (or never linked it).
-    pub fn free(&self, r: ChunkRef, it: ItemPtr) {
+    pub(super) fn free(&self, r: ChunkRef, it: ItemPtr) {
         let class = it.class();
         let size = it.total() as u64;
         let st = &mut *self.lock(class);
@@ -409,7 +409,7 @@ impl Slabs {
     }
 
     /// Free a chunk while already holding its class lock (eviction reuses chunks instead).
-    pub fn uncount(&self, class: u8, size: usize) {
+    pub(super) fn uncount(&self, class: u8, size: usize) {
         let c = &self.counters[class as usize];
         c.used.fetch_sub(1, Ordering::Relaxed);
         c.requested.fetch_sub(size as u64, Ordering::Relaxed);
@@ -417,7 +417,7 @@ impl Slabs {
 
     /// Advance `class`'s eviction hand and return the chunk it now points at.
     /// Returns `None` when the class has no carved chunks.
-    pub fn hand_next(&self, class: u8, st: &mut ClassState) -> Option<ChunkRef> {
+    pub(super) fn hand_next(&self, class: u8, st: &mut ClassState) -> Option<ChunkRef> {
         if st.pages.is_empty() {
             return None;
         }
@@ -443,7 +443,7 @@ impl Slabs {
     }
 
     /// Number of chunks the hand can visit in `class`.
-    pub fn carved_chunks(&self, class: u8, st: &ClassState) -> usize {
+    pub(super) fn carved_chunks(&self, class: u8, st: &ClassState) -> usize {
         if st.pages.is_empty() {
             return 0;
         }
@@ -456,7 +456,7 @@ impl Slabs {
     /// from now on are not reused. Returns the page and how many slots were carved in it.
     /// Pages holding a chunk for which `busy` is true (reserved for a value still arriving, or
     /// pinned by an unsent reply) are passed over; `None` if every page looked at is busy.
-    pub fn begin_drain(&self, class: u8, busy: impl Fn(ItemPtr) -> bool) -> Option<(u32, usize)> {
+    pub(super) fn begin_drain(&self, class: u8, busy: impl Fn(ItemPtr) -> bool) -> Option<(u32, usize)> {
         let st = &mut *self.lock(class);
         if st.pages.is_empty() {
             return None;
@@ -488,14 +488,14 @@ impl Slabs {
     }
 
     /// Pointer to slot `slot` of a draining page of `class`.
-    pub fn drain_ptr(&self, class: u8, page: u32, slot: usize) -> (ChunkRef, ItemPtr) {
+    pub(super) fn drain_ptr(&self, class: u8, page: u32, slot: usize) -> (ChunkRef, ItemPtr) {
         let r = self.make_ref(page, slot);
         (r, self.ptr_in(class, r))
     }
 
     /// Give up a move (a chunk of the page became busy): the page goes back to `class` as a
     /// fully carved page, its free chunks (and any never carved) onto the free list.
-    pub fn abort_drain(&self, class: u8, page: u32, carved: usize) {
+    pub(super) fn abort_drain(&self, class: u8, page: u32, carved: usize) {
         let st = &mut *self.lock(class);
         // Under the class lock, so a concurrent `free` either already ran (its chunk is FREE and
         // pushed here) or runs after and pushes its chunk itself.
@@ -519,7 +519,7 @@ impl Slabs {
     }
 
     /// Finish a move: the emptied page becomes a spare page for any class.
-    pub fn end_drain(&self, page: u32) {
+    pub(super) fn end_drain(&self, page: u32) {
         self.page_class[page as usize].store(0, Ordering::Release);
         self.page_draining[page as usize].store(false, Ordering::Release);
         self.spare.lock().push(page);
