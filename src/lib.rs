@@ -31,6 +31,7 @@
 pub mod cluster;
 pub mod config;
 pub mod limits;
+pub mod memcached;
 pub mod metrics;
 pub mod protocol;
 pub mod ring;

@@ -30,13 +30,13 @@
 //!   the frame are buffered.
 
 /// Magic byte of every request.
-pub const REQ_MAGIC: u8 = 0x80;
+pub const REQ_MAGIC: u8 = crate::memcached::BINARY_REQ_MAGIC;
 /// Magic byte of every response.
-pub const RES_MAGIC: u8 = 0x81;
+pub const RES_MAGIC: u8 = crate::memcached::BINARY_RES_MAGIC;
 /// Length of the fixed request/response header.
 pub const HEADER_LEN: usize = 24;
 /// memcached's `KEY_MAX_LENGTH`, the usual `max_key` argument of [`parse`].
-pub const KEY_MAX_LENGTH: usize = 250;
+pub const KEY_MAX_LENGTH: usize = crate::memcached::KEY_MAX;
 /// memcached's per-connection read buffer. A frame whose header, extras and
 /// key do not fit in it can never be parsed: memcached closes the connection
 /// (without a reply) as soon as more than this many bytes are waiting.
@@ -499,9 +499,7 @@ impl Limits {
 
     /// Bytes memcached accounts for an item (its `item_make_header` + CAS).
     pub fn item_size(&self, key_len: usize, flags: u32, value_len: usize) -> usize {
-        let cas = if self.use_cas { 8 } else { 0 };
-        let suffix: u8 = if flags == 0 { 0 } else { 4 };
-        (48 + cas + 1 + 2 + suffix as usize).saturating_add(key_len).saturating_add(value_len)
+        crate::memcached::item_total(key_len, value_len, flags, self.use_cas)
     }
 
     /// Whether a value of `value_len` bytes may be stored under this key.

@@ -16,5 +16,4 @@ pub mod num;
 pub mod text;
 pub mod udp;
 
-/// Longest key memcached accepts.
-pub const KEY_MAX: usize = 250;
+pub use crate::memcached::KEY_MAX;

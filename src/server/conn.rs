@@ -510,7 +510,7 @@ impl Conn {
                 self.proto = match ctx.shared.config.binding {
                     Binding::Ascii => Proto::Text,
                     Binding::Binary => Proto::Binary,
-                    Binding::Auto if rest[0] == 0x80 => Proto::Binary,
+                    Binding::Auto if rest[0] == crate::memcached::BINARY_REQ_MAGIC => Proto::Binary,
                     Binding::Auto => Proto::Text,
                 };
                 self.login_pending = self.proto == Proto::Text && ctx.shared.ascii_auth.enabled();

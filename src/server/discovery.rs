@@ -120,7 +120,9 @@ pub fn binary_step(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'
         return None;
     }
     let h = pb::parse_header(input);
-    if h.magic != 0x80 || !(h.opcode == BINARY_CONFIG_GET || h.opcode == BINARY_CONFIG_SET) {
+    if h.magic != crate::memcached::BINARY_REQ_MAGIC
+        || !(h.opcode == BINARY_CONFIG_GET || h.opcode == BINARY_CONFIG_SET)
+    {
         return None;
     }
     let (ext, klen, body) = (h.extras_len as usize, h.key_len as usize, h.body_len as usize);

@@ -61,7 +61,7 @@ impl UdpPort {
             while pos < body.len() {
                 let rest = &body[pos..];
                 let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
-                let last_key = match rest[0] != 0x80 && self.conn.proto != Proto::Binary {
+                let last_key = match rest[0] != crate::memcached::BINARY_REQ_MAGIC && self.conn.proto != Proto::Binary {
                     true => udp::retrieval_last_key(line.strip_suffix(b"\r").unwrap_or(line)),
                     false => None,
                 };

@@ -48,8 +48,7 @@ use slab::{ChunkRef, ClassSnapshot, SlabConfig, Slabs};
 
 pub use item::{BIT_KEY_BINARY as KEY_BINARY, BIT_STALE as STALE, BIT_TOKEN_SENT as TOKEN_SENT};
 
-/// Longest key memcached accepts.
-pub const KEY_MAX: usize = 250;
+pub use crate::memcached::KEY_MAX;
 
 /// Record a fetch on a live item (its shard lock held). The first fetch marks it FETCHED and
 /// ACTIVE but leaves the last-access time alone, as memcached does (its time moves on the
@@ -486,8 +485,7 @@ impl Store {
     /// (48-byte header, 8-byte CAS, key + NUL, value + CRLF, 4 bytes of non-zero flags), so the
     /// limit falls exactly where memcached's does.
     pub fn too_large(&self, klen: usize, vlen: usize, flags: u32) -> bool {
-        let ntotal = 48 + if self.use_cas { 8 } else { 0 } + klen + 1 + vlen + 2 + if flags != 0 { 4 } else { 0 };
-        ntotal > self.item_size_max
+        crate::memcached::item_total(klen, vlen, flags, self.use_cas) > self.item_size_max
     }
 
     #[inline]
