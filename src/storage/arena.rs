@@ -20,15 +20,21 @@ const HUGE: usize = 2 << 20;
 const RESERVE: usize = if cfg!(miri) { 4 << 20 } else { 64 << 20 };
 
 struct Cursor {
-    next: usize,
+    /// The next page of the current reservation (pointers, not addresses: pages keep the
+    /// reservation's provenance, so Miri checks every access).
+    next: *mut u8,
     left: usize,
     /// Every reservation made, to give back on drop.
     maps: Vec<Mapping>,
 }
 
+// SAFETY: the cursor only hands out disjoint pages of memory it owns; it is used under the
+// arena's mutex.
+unsafe impl Send for Cursor {}
+
 /// One reservation: what `reserve` got from the OS (or the allocator under Miri).
 struct Mapping {
-    raw: usize,
+    raw: *mut u8,
     len: usize,
 }
 
@@ -40,7 +46,7 @@ pub struct Arena {
 
 impl Arena {
     pub fn new(page_size: usize) -> Arena {
-        Arena { page_size, cursor: Mutex::new(Cursor { next: 0, left: 0, maps: Vec::new() }) }
+        Arena { page_size, cursor: Mutex::new(Cursor { next: std::ptr::null_mut(), left: 0, maps: Vec::new() }) }
     }
 
     /// A fresh zeroed page of `page_size` bytes, 4 KB-aligned; `None` if the OS refuses memory.
@@ -54,9 +60,10 @@ impl Arena {
             c.left = bytes;
         }
         let p = c.next;
-        c.next += self.page_size;
+        // `left` bytes remain after `next` inside the reservation, at least one page of them.
+        c.next = p.wrapping_add(self.page_size);
         c.left -= self.page_size;
-        NonNull::new(p as *mut u8)
+        NonNull::new(p)
     }
 }
 
@@ -64,23 +71,23 @@ impl Arena {
 /// `madvise`: the memory comes from the allocator, zeroed and 2 MB-aligned, and is never freed
 /// (as the mappings are not).
 #[cfg(miri)]
-fn reserve(bytes: usize) -> Option<(usize, Mapping)> {
+fn reserve(bytes: usize) -> Option<(*mut u8, Mapping)> {
     let layout = std::alloc::Layout::from_size_align(bytes, HUGE).ok()?;
     // SAFETY: the layout has a non-zero size.
     let p = unsafe { std::alloc::alloc_zeroed(layout) };
-    (!p.is_null()).then_some((p as usize, Mapping { raw: p as usize, len: bytes }))
+    (!p.is_null()).then_some((p, Mapping { raw: p, len: bytes }))
 }
 
 #[cfg(miri)]
 fn release(m: &Mapping) {
     // SAFETY: allocated by `reserve` with this layout, freed once (on the arena's drop).
-    unsafe { std::alloc::dealloc(m.raw as *mut u8, std::alloc::Layout::from_size_align_unchecked(m.len, HUGE)) }
+    unsafe { std::alloc::dealloc(m.raw, std::alloc::Layout::from_size_align_unchecked(m.len, HUGE)) }
 }
 
 /// Map `bytes` (a multiple of `HUGE`) of private anonymous memory at a 2 MB-aligned address
 /// and ask for huge pages. Returns the aligned start and the mapping.
 #[cfg(not(miri))]
-fn reserve(bytes: usize) -> Option<(usize, Mapping)> {
+fn reserve(bytes: usize) -> Option<(*mut u8, Mapping)> {
     let len = bytes + HUGE;
     // SAFETY: an anonymous private mapping at an address the kernel picks touches no existing
     // memory; the arguments are valid for mmap.
@@ -97,13 +104,14 @@ fn reserve(bytes: usize) -> Option<(usize, Mapping)> {
     if raw == libc::MAP_FAILED {
         return None;
     }
-    let start = (raw as usize).next_multiple_of(HUGE);
+    let raw = raw as *mut u8;
+    let start = raw.wrapping_add((raw as usize).next_multiple_of(HUGE) - raw as usize);
     // SAFETY: [start, start + bytes) lies inside the mapping just made (len = bytes + HUGE and
     // start - raw < HUGE). The advice only changes how the kernel backs it; failure is harmless.
     unsafe {
         libc::madvise(start as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
     }
-    Some((start, Mapping { raw: raw as usize, len }))
+    Some((start, Mapping { raw, len }))
 }
 
 #[cfg(not(miri))]
@@ -111,7 +119,7 @@ fn release(m: &Mapping) {
     // SAFETY: exactly a mapping `reserve` made, unmapped once (on the arena's drop, when no
     // item pointer into it is left: pins and reservations hold the store alive).
     unsafe {
-        libc::munmap(m.raw as *mut libc::c_void, m.len);
+        libc::munmap(m.raw.cast(), m.len);
     }
 }
 
