@@ -139,7 +139,15 @@ impl Out {
     pub fn write_to(&mut self, w: &mut impl Write) -> io::Result<usize> {
         let mut total = 0;
         while !self.is_done() {
-            let n = {
+            // Nothing pinned (the common case): one plain write, no slice list to build.
+            let n = if self.pins.is_empty() {
+                match w.write(&self.buf[self.sent..]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            } else {
                 let mut iov: [IoSlice<'_>; IOV_BATCH] = std::array::from_fn(|_| IoSlice::new(&[]));
                 let mut k = 0;
                 let mut pos = self.sent;
