@@ -37,6 +37,7 @@ pub mod ring;
 pub mod server;
 pub mod stats;
 pub mod storage;
+pub mod tlsconf;
 
 /// Map memcached verbosity (`-v` count, `verbosity N`) onto the log level.
 pub fn set_log_level(verbosity: u8) {

@@ -91,7 +91,7 @@ fn read_once(stream: &mut Stream, buf: &mut [u8], peer_closed: bool, fd: i32) ->
     loop {
         match stream.read(buf) {
             Ok(0) => return Got::Eof,
-            Ok(n) => return Got::Bytes { n, drained: n < offered && !peer_closed },
+            Ok(n) => return Got::Bytes { n, drained: n < offered && !peer_closed && stream.short_read_drains() },
             Err(e) if would_block(&e) => return Got::WouldBlock,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
@@ -102,9 +102,10 @@ fn read_once(stream: &mut Stream, buf: &mut [u8], peer_closed: bool, fd: i32) ->
     }
 }
 
-/// Write what the socket takes of `out`; a failed socket marks the connection broken.
+/// Write what the socket takes of `out` (and what the stream holds: TLS records); a failed
+/// socket marks the connection broken.
 fn write_some(conn: &mut Conn, out: &mut Out) -> usize {
-    match out.write_to(&mut conn.stream) {
+    match out.write_to(&mut conn.stream).and_then(|n| conn.stream.flush().map(|()| n)) {
         Ok(n) => n,
         Err(_) => {
             conn.closing = true;
@@ -266,6 +267,16 @@ impl Worker {
                 }
             };
             let (stream, addr, local) = match accepted {
+                Ok((Stream::Tcp(s), addr, local)) if self.shared.tls_listeners.get(li) == Some(&true) => {
+                    let tls = self.shared.tls.as_ref().expect("a TLS listener implies -Z");
+                    match super::tls::Tls::accept(tls, s) {
+                        Ok(s) => (Stream::Tls(Box::new(s)), addr, local),
+                        Err(e) => {
+                            log::warn!("TLS session for {addr} not created: {e}");
+                            continue;
+                        }
+                    }
+                }
                 Ok(x) => x,
                 Err(e) if would_block(&e) => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -291,6 +302,7 @@ impl Worker {
             let fd = match &stream {
                 Stream::Tcp(s) => s.as_raw_fd(),
                 Stream::Unix(s) => s.as_raw_fd(),
+                Stream::Tls(s) => s.sock.as_raw_fd(),
                 Stream::Datagram => -1,
             };
             let info = Arc::new(ConnInfo {
@@ -466,7 +478,7 @@ impl Worker {
                 self.output = output;
             }
         }
-        if outcome == Outcome::Blocked && conn.wbuf.is_done() {
+        if outcome == Outcome::Blocked && conn.output_done() {
             // Stopped for output room and the socket took it all: continue with the input.
             requeue(&mut self.ready, &mut conn, t);
         }
@@ -478,12 +490,14 @@ impl Worker {
         let Some(mut conn) = self.conns.get_mut(t).and_then(|c| c.take()) else {
             return;
         };
-        if !conn.wbuf.is_done() {
+        if !conn.output_done() {
             let mut out = std::mem::take(&mut conn.wbuf);
             let written = write_some(&mut conn, &mut out);
             self.shared.stats.threads[self.id].bytes_written.add(written as u64);
             if !out.is_done() && !conn.closing_hard() {
                 conn.wbuf = out;
+            } else if conn.stream.pending_output() && !conn.closing_hard() {
+                // TLS records still waiting for the socket: the next writable event sends them
             } else if !conn.rbuf.is_empty() || conn.dump.is_some() {
                 // Input (or a metadump) was held back by backpressure: go on with it now.
                 requeue(&mut self.ready, &mut conn, t);
@@ -494,7 +508,7 @@ impl Worker {
 
     /// Return a connection to its slot, or release it once it is closing with nothing to send.
     fn put_back(&mut self, conn: Conn, t: usize) {
-        if conn.closing && conn.wbuf.is_done() {
+        if conn.closing && (conn.output_done() || conn.closing_hard()) {
             self.release(conn, t);
         } else {
             self.conns[t] = Some(conn);
@@ -527,7 +541,7 @@ impl Worker {
         let mut events = Events::with_capacity(256);
         while Instant::now() < deadline {
             let pending: Vec<usize> =
-                (0..self.conns.len()).filter(|&i| self.conns[i].as_ref().is_some_and(|c| !c.wbuf.is_done())).collect();
+                (0..self.conns.len()).filter(|&i| self.conns[i].as_ref().is_some_and(|c| !c.output_done())).collect();
             if pending.is_empty() {
                 break;
             }
