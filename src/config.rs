@@ -37,7 +37,8 @@ pub struct Args {
     /// Permissions (octal) for the UNIX socket
     #[arg(short = 'a', long = "unix-mask", default_value = "0700")]
     pub unix_mask: String,
-    /// Interfaces to listen on, comma separated (default: all)
+    /// Interfaces to listen on, comma separated (default: all); with -Z, `notls:` before an
+    /// address (-l notls:<ip>:<port>) makes that listener plaintext
     #[arg(short = 'l', long = "listen", action = ArgAction::Append)]
     pub listen: Vec<String>,
     /// Run as a daemon
@@ -127,7 +128,7 @@ pub struct Args {
     /// NAPI ids (refused: connections are spread over workers by load)
     #[arg(short = 'N', long = "napi-ids")]
     pub napi_ids: Option<u32>,
-    /// Enable TLS/SSL (certificates and options: `-o ssl_*`, see README "TLS")
+    /// Enable TLS/SSL (certificates and settings: -o ssl_chain_cert, ssl_key, ssl_ca_cert, ...)
     #[arg(short = 'Z', long = "enable-ssl")]
     pub ssl: bool,
     /// Extended options, comma separated (key or key=value)
@@ -401,7 +402,8 @@ impl Config {
         // memcached: `-U N` without `-p` moves TCP to N as well.
         let port = a.port.unwrap_or(if a.udp_port != 0 { a.udp_port } else { 11211 });
         let tagged = if a.unix_socket.is_some() { Vec::new() } else { parse_listen_tagged(&a.listen, port)? };
-        if a.ssl && (port == 0 || a.unix_socket.is_some()) {
+        // (with -s, memcached starts and its UNIX socket speaks plaintext: so does ours)
+        if a.ssl && port == 0 {
             return Err(usage("ERROR: You cannot enable SSL without a TCP port."));
         }
         if !a.ssl && tagged.iter().any(|t| t.1) {
