@@ -267,16 +267,6 @@ impl Worker {
                 }
             };
             let (stream, addr, local) = match accepted {
-                Ok((Stream::Tcp(s), addr, local)) if self.shared.tls_listeners.get(li) == Some(&true) => {
-                    let tls = self.shared.tls.as_ref().expect("a TLS listener implies -Z");
-                    match super::tls::Tls::accept(tls, s) {
-                        Ok(s) => (Stream::Tls(Box::new(s)), addr, local),
-                        Err(e) => {
-                            log::warn!("TLS session for {addr} not created: {e}");
-                            continue;
-                        }
-                    }
-                }
                 Ok(x) => x,
                 Err(e) if would_block(&e) => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -298,6 +288,21 @@ impl Worker {
                 log::debug!("rejected connection from {addr}: too many open connections");
                 continue;
             }
+            // (refused above in plaintext, as memcached does before its SSL_accept)
+            let stream = match stream {
+                Stream::Tcp(s) if self.shared.tls_listeners.get(li) == Some(&true) => {
+                    let tls = self.shared.tls.as_ref().expect("a TLS listener implies -Z");
+                    match super::tls::Tls::accept(tls, s) {
+                        Ok(s) => Stream::Tls(Box::new(s)),
+                        Err(e) => {
+                            g.curr_conns.fetch_sub(1, Ordering::Relaxed);
+                            log::warn!("TLS session for {addr} not created: {e}");
+                            continue;
+                        }
+                    }
+                }
+                other => other,
+            };
             g.total_conns.fetch_add(1, Ordering::Relaxed);
             let fd = match &stream {
                 Stream::Tcp(s) => s.as_raw_fd(),
