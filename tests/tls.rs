@@ -173,7 +173,18 @@ fn start(bin: &str, args: &[String]) -> Server {
 
 /// A TLS connection with the handshake done (`Err` when it fails).
 fn connect(port: u16, cfg: &Arc<ClientConfig>) -> std::io::Result<Tls> {
-    let sock = TcpStream::connect(("127.0.0.1", port))?;
+    tls_over(TcpStream::connect(("127.0.0.1", port))?, cfg)
+}
+
+/// The same over a socket with a small receive buffer: the server's socket fills up soon.
+fn connect_narrow(port: u16, cfg: &Arc<ClientConfig>) -> std::io::Result<Tls> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.set_recv_buffer_size(4096)?;
+    sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    tls_over(sock.into(), cfg)
+}
+
+fn tls_over(sock: TcpStream, cfg: &Arc<ClientConfig>) -> std::io::Result<Tls> {
     sock.set_read_timeout(Some(Duration::from_secs(10)))?;
     let conn = ClientConnection::new(cfg.clone(), "localhost".try_into().unwrap()).unwrap();
     let mut s = StreamOwned::new(conn, sock);
@@ -549,21 +560,24 @@ fn min_version_and_ciphers_are_honoured() {
 }
 
 /// `ssl_wbuf_size` bounds the TLS records a connection holds for the socket: with 1 KB, a
-/// client reading slowly still gets every byte of large values, in order.
+/// client reading slowly still gets every byte of large values, in order, before `quit`
+/// closes the connection.
 #[test]
 fn small_wbuf_size_still_delivers_large_values() {
     let pki = Pki::new("wbuf");
     let srv = start(rustcached_bin(), &pki.args("ssl_wbuf_size=1"));
-    let mut s = connect(srv.port, &pki.client(None, BOTH)).unwrap();
+    let mut s = connect_narrow(srv.port, &pki.client(None, BOTH)).unwrap();
     let value: Vec<u8> = (0..900_000u32).map(|i| (i % 253) as u8).collect();
     let mut req = format!("set v 0 0 {}\r\n", value.len()).into_bytes();
     req.extend_from_slice(&value);
     req.extend_from_slice(b"\r\n");
     talk("set", &mut s, &req, b"STORED\r\n");
-    s.write_all(&b"get v\r\n".repeat(4)).unwrap();
+    let mut req = b"get v\r\n".repeat(12);
+    req.extend_from_slice(b"quit\r\n"); // closing waits until the socket took every record
+    s.write_all(&req).unwrap();
     std::thread::sleep(Duration::from_millis(300)); // let the server fill what it may
     let mut want = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..12 {
         want.extend_from_slice(format!("VALUE v 0 {}\r\n", value.len()).as_bytes());
         want.extend_from_slice(&value);
         want.extend_from_slice(b"\r\nEND\r\n");
@@ -576,6 +590,8 @@ fn small_wbuf_size_still_delivers_large_values() {
         at = end;
     }
     assert!(got == want, "values arrive intact");
+    let mut rest = [0u8; 16];
+    assert_eq!(s.read(&mut rest).unwrap(), 0, "then close_notify");
 }
 
 /// Settings that cannot be honoured stop startup, with memcached's message where it has one.
@@ -617,4 +633,46 @@ fn unusable_tls_settings_are_refused() {
     let (c, msg) = try_start(rustcached_bin(), &[args[0], args[1], &o]).err().unwrap();
     assert_eq!(c, 64, "verify mode 2 without a CA: {msg}");
     assert!(msg.contains("needs ssl_ca_cert"), "{msg}");
+}
+
+/// A TLS client that never reads is bounded like a plaintext one: its replies wait under the
+/// connection's backpressure, at most `ssl_wbuf_size` of them encrypted (without that bound
+/// rustls would hold a whole backpressure round), and another client on the same worker is
+/// still served.
+#[test]
+fn tls_client_that_never_reads_is_bounded() {
+    let pki = Pki::new("hog");
+    let mut args = pki.args("");
+    args.extend(["-t".into(), "1".into()]);
+    let srv = start(rustcached_bin(), &args);
+    let mut s = connect(srv.port, &pki.client(None, BOTH)).unwrap();
+    let value = "x".repeat(100_000);
+    talk("set", &mut s, format!("set big 0 0 {}\r\n{value}\r\n", value.len()).as_bytes(), b"STORED\r\n");
+    let mut hog = connect(srv.port, &pki.client(None, BOTH)).unwrap();
+    talk("hog", &mut hog, b"mn\r\n", b"MN\r\n");
+    let before = rss_kb(srv.child.id());
+    hog.sock.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    // ask for ~1 GB of replies and never read them
+    let req = b"get big\r\n".repeat(1000);
+    for _ in 0..10 {
+        if hog.write_all(&req).is_err() {
+            break;
+        }
+    }
+    let mut other = connect(srv.port, &pki.client(None, BOTH)).unwrap();
+    talk("other", &mut other, b"get nothing\r\n", b"END\r\n");
+    std::thread::sleep(Duration::from_secs(2)); // time to encrypt far more than the bound
+    let grown = rss_kb(srv.child.id()) - before;
+    // one backpressure round (256 pinned 100 KB values) held encrypted would be 25 MB
+    assert!(grown < 8 * 1024, "RSS grew {grown} kB while a TLS client does not read");
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
 }
