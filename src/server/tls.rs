@@ -9,8 +9,8 @@
 //! records are still waiting for the socket.
 //!
 //! Memory per connection: rustls buffers up to `ssl_wbuf_size` of unsent TLS records (the
-//! worker's `Out` keeps the rest of the replies, under its high-water marks), and at most one
-//! record of received plaintext, which reads drain before asking the socket for more.
+//! worker's `Out` keeps the rest of the replies, under its high-water marks), and at most
+//! rustls' 16 KB of received plaintext, which reads drain before asking the socket for more.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::path::Path;
@@ -87,13 +87,14 @@ fn build(conf: &TlsConf, sessions: Option<&Arc<CountingSessions>>) -> Result<Ser
         .map_err(|e| format!("Error loading the key: {} : {e}", path_or_null(key_path)))?;
     let roots = match conf.ca_cert.as_deref() {
         Some(p) => {
+            let failed = |e: String| format!("Error loading the CA certificate: {} : {e}", p.display());
             let mut roots = RootCertStore::empty();
             let certs = CertificateDer::pem_file_iter(p)
                 .map_err(|e| e.to_string())
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string()))
-                .map_err(|e| format!("Error loading the CA certificate: {} : {e}", p.display()))?;
+                .map_err(failed)?;
             for c in certs {
-                roots.add(c).map_err(|e| format!("Error loading the CA certificate: {} : {e}", p.display()))?;
+                roots.add(c).map_err(|e| failed(e.to_string()))?;
             }
             Some(roots)
         }
@@ -263,7 +264,7 @@ impl TlsStream {
         let mut filled = 0;
         loop {
             match self.conn.reader().read(&mut buf[filled..]) {
-                Ok(0) => return Ok(filled), // close_notify received (or `buf` full)
+                Ok(0) => return Ok(filled), // close_notify received: end of stream
                 Ok(n) => {
                     filled += n;
                     if filled == buf.len() {
