@@ -676,3 +676,24 @@ fn rss_kb(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap()
 }
+
+/// `-o idle_timeout` closes idle TLS connections as it closes plaintext ones (with a
+/// `close_notify`), and leaves an active one alone.
+#[test]
+fn idle_tls_connections_are_closed() {
+    let pki = Pki::new("idle");
+    let mut args = pki.args("");
+    args.extend(["-o".into(), "idle_timeout=1".into()]);
+    let srv = start(rustcached_bin(), &args);
+    let mut idle = connect(srv.port, &pki.client(None, BOTH)).unwrap();
+    let mut active = connect(srv.port, &pki.client(None, BOTH)).unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(3500) {
+        talk("active", &mut active, b"mn\r\n", b"MN\r\n");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut buf = [0u8; 16];
+    assert_eq!(idle.read(&mut buf).unwrap(), 0, "the idle connection was closed");
+    active.write_all(b"stats\r\n").unwrap();
+    assert_eq!(read_stats(&mut active)["idle_kicks"], "1");
+}
