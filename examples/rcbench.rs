@@ -7,9 +7,11 @@
 //! with `--server-pid`, server CPU seconds per million operations read from /proc.
 //!
 //! `--fill N`: store keys 0..N once (pipelined) and exit, for prefilling and memory tests.
+//! `--tls-ca FILE`: speak TLS (rustls), trusting the CA in FILE for the name `localhost`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -56,6 +58,88 @@ struct Opts {
     /// label printed with the result line
     #[arg(long, default_value = "")]
     label: String,
+    /// speak TLS, trusting this CA (PEM) for the server name `localhost`
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+}
+
+/// A connection's transport: the socket, or a rustls client session over it.
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<(rustls::ClientConnection, TcpStream)>),
+}
+
+impl Link {
+    fn sock(&mut self) -> &mut TcpStream {
+        match self {
+            Link::Plain(s) => s,
+            Link::Tls(t) => &mut t.1,
+        }
+    }
+
+    /// Hand the socket the TLS records waiting for it (none without TLS).
+    fn flush_tls(&mut self) -> std::io::Result<()> {
+        if let Link::Tls(t) = self {
+            let (conn, sock) = &mut **t;
+            while conn.wants_write() {
+                match conn.write_tls(sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let (conn, sock) = match self {
+            Link::Plain(s) => return s.read(buf),
+            Link::Tls(t) => &mut **t,
+        };
+        loop {
+            match conn.reader().read(buf) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            if conn.read_tls(sock)? == 0 {
+                return Ok(0);
+            }
+            conn.process_new_packets().map_err(std::io::Error::other)?;
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = match self {
+            Link::Plain(s) => return s.write(buf),
+            Link::Tls(t) => t.0.writer().write(buf)?,
+        };
+        self.flush_tls()?;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_tls()
+    }
+}
+
+/// A client configuration trusting the CA in `path`.
+fn tls_config(path: &std::path::Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(path).expect("--tls-ca") {
+        roots.add(c.expect("--tls-ca certificate")).expect("--tls-ca certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(cfg)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -203,7 +287,7 @@ fn response_len(b: &[u8], proto: Proto) -> Option<(usize, bool)> {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Link,
     out: Vec<u8>,
     written: usize,
     inbuf: Vec<u8>,
@@ -255,6 +339,7 @@ fn refill(c: &mut Conn, o: &Opts, proto: Proto, rng: &mut Rng, fill: &mut Option
 }
 
 fn flush(c: &mut Conn) -> std::io::Result<()> {
+    c.stream.flush_tls()?;
     while c.written < c.out.len() {
         match c.stream.write(&c.out[c.written..]) {
             Ok(n) => c.written += n,
@@ -276,12 +361,27 @@ fn run_thread(o: Opts, tid: usize, conns: usize, fill_range: Option<(u64, u64)>)
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (tid as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1));
     let mut fill = fill_range;
     let mut cs: Vec<Conn> = Vec::new();
+    let tls = o.tls_ca.as_deref().map(tls_config);
     for i in 0..conns {
-        let std = std::net::TcpStream::connect(o.server).expect("connect");
+        let mut std = std::net::TcpStream::connect(o.server).expect("connect");
         std.set_nodelay(true).unwrap();
-        std.set_nonblocking(true).unwrap();
-        let mut stream = TcpStream::from_std(std);
-        poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE).unwrap();
+        let mut stream = match &tls {
+            Some(cfg) => {
+                // handshake while the socket still blocks, then go non-blocking
+                let mut conn = rustls::ClientConnection::new(cfg.clone(), "localhost".try_into().unwrap()).unwrap();
+                conn.set_buffer_limit(None);
+                while conn.is_handshaking() {
+                    conn.complete_io(&mut std).expect("TLS handshake");
+                }
+                std.set_nonblocking(true).unwrap();
+                Link::Tls(Box::new((conn, TcpStream::from_std(std))))
+            }
+            None => {
+                std.set_nonblocking(true).unwrap();
+                Link::Plain(TcpStream::from_std(std))
+            }
+        };
+        poll.registry().register(stream.sock(), Token(i), Interest::READABLE | Interest::WRITABLE).unwrap();
         cs.push(Conn {
             stream,
             out: Vec::new(),
@@ -308,7 +408,7 @@ fn run_thread(o: Opts, tid: usize, conns: usize, fill_range: Option<(u64, u64)>)
         poll.poll(&mut events, Some(Duration::from_millis(100))).unwrap();
         for ev in events.iter() {
             let c = &mut cs[ev.token().0];
-            if ev.is_writable() && c.written < c.out.len() {
+            if ev.is_writable() {
                 flush(c).unwrap();
             }
             if !ev.is_readable() {

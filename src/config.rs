@@ -37,7 +37,8 @@ pub struct Args {
     /// Permissions (octal) for the UNIX socket
     #[arg(short = 'a', long = "unix-mask", default_value = "0700")]
     pub unix_mask: String,
-    /// Interfaces to listen on, comma separated (default: all)
+    /// Interfaces to listen on, comma separated (default: all); with -Z, `notls:` before an
+    /// address (-l notls:<ip>:<port>) makes that listener plaintext
     #[arg(short = 'l', long = "listen", action = ArgAction::Append)]
     pub listen: Vec<String>,
     /// Run as a daemon
@@ -127,7 +128,7 @@ pub struct Args {
     /// NAPI ids (refused: connections are spread over workers by load)
     #[arg(short = 'N', long = "napi-ids")]
     pub napi_ids: Option<u32>,
-    /// TLS (not supported; see README)
+    /// Enable TLS/SSL (certificates and settings: -o ssl_chain_cert, ssl_key, ssl_ca_cert, ...)
     #[arg(short = 'Z', long = "enable-ssl")]
     pub ssl: bool,
     /// Extended options, comma separated (key or key=value)
@@ -246,6 +247,10 @@ pub struct Config {
     pub cluster: Option<(PathBuf, Vec<crate::cluster::Member>)>,
     /// Startup warnings for accepted settings that change nothing (printed by `main`).
     pub warnings: Vec<String>,
+    /// TLS (`-Z`, `-o ssl_*`); see `tlsconf`.
+    pub tls: crate::tlsconf::TlsConf,
+    /// For each `listen` address: given as `notls:` (plain TCP beside TLS listeners).
+    pub listen_notls: Vec<bool>,
 }
 
 /// A configuration error: the message memcached would print, and the exit code.
@@ -314,6 +319,18 @@ pub fn parse_listen(entries: &[String], port: u16) -> Result<Vec<SocketAddr>, Co
     Ok(out)
 }
 
+/// `parse_listen`, each address tagged with whether it was given as `notls:`.
+fn parse_listen_tagged(entries: &[String], port: u16) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
+    let mut out = Vec::new();
+    for entry in entries {
+        for item in entry.split([',', ';']).map(str::trim).filter(|s| !s.is_empty()) {
+            let notls = item.starts_with("notls:");
+            out.extend(parse_listen(&[item.to_string()], port)?.into_iter().map(|a| (a, notls)));
+        }
+    }
+    Ok(out)
+}
+
 impl Config {
     /// Validate parsed arguments into settings.
     pub fn from_args(a: &Args) -> Result<Config, ConfigError> {
@@ -355,9 +372,6 @@ impl Config {
         };
         let unix_mask =
             u32::from_str_radix(a.unix_mask.trim_start_matches("0o"), 8).map_err(|_| usage("bad unix mask (-a)"))?;
-        if a.ssl {
-            return Err(usage("TLS (-Z) is not supported by this build; terminate TLS in front of rustcached"));
-        }
         if a.memory_file.is_some() {
             return Err(usage(
                 "Restartable cache files (-e) are not supported: rustcached keeps no items across restarts",
@@ -387,7 +401,15 @@ impl Config {
         }
         // memcached: `-U N` without `-p` moves TCP to N as well.
         let port = a.port.unwrap_or(if a.udp_port != 0 { a.udp_port } else { 11211 });
-        let listen = if a.unix_socket.is_some() { Vec::new() } else { parse_listen(&a.listen, port)? };
+        let tagged = if a.unix_socket.is_some() { Vec::new() } else { parse_listen_tagged(&a.listen, port)? };
+        // (with -s, memcached starts and its UNIX socket speaks plaintext: so does ours)
+        if a.ssl && port == 0 {
+            return Err(usage("ERROR: You cannot enable SSL without a TCP port."));
+        }
+        if !a.ssl && tagged.iter().any(|t| t.1) {
+            return Err(ConfigError { message: "'notls' option is valid only when SSL is enabled".into(), code: 71 });
+        }
+        let (listen, listen_notls) = tagged.into_iter().unzip();
         let delim = a.prefix_delimiter.as_deref().and_then(|d| d.chars().next()).unwrap_or(':');
         let mut c = Config {
             port,
@@ -463,6 +485,8 @@ impl Config {
                 None => None,
             },
             warnings: Vec::new(),
+            tls: crate::tlsconf::TlsConf { enabled: a.ssl, ..Default::default() },
+            listen_notls,
         };
         for opt in &a.extended {
             c.apply_extended(opt)?;
@@ -594,7 +618,11 @@ impl Config {
             "debug_time" => self.debug_time = true,
             "metrics_port" => self.metrics_port = val.and_then(|v| v.parse().ok()).ok_or_else(bad)?,
             "metrics_addr" => self.metrics_addr = val.and_then(|v| v.parse().ok()).ok_or_else(bad)?,
-            _ => return Err(bad()),
+            _ => match self.tls.apply(key, val) {
+                Ok(true) => {}
+                Ok(false) => return Err(bad()),
+                Err((message, code)) => return Err(ConfigError { message, code }),
+            },
         }
         Ok(())
     }
@@ -643,7 +671,8 @@ pub fn read_conf_file(
             Ok(a) => {
                 // value checks that clap cannot do (sizes, -o keys, protocol names)
                 if let Err(e) = Config::from_args(&Args { memory_limit: "1024".into(), ..a }) {
-                    if !e.message.contains("item size limit") {
+                    // (`notls:` needs `-Z`, which may be on another line)
+                    if !e.message.contains("item size limit") && !e.message.contains("'notls'") {
                         return Err(at(e.message));
                     }
                 }

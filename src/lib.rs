@@ -2,6 +2,8 @@
 //!
 //! Module map:
 //! - `config`: memcached's command line (clap) and validated settings.
+//! - `tlsconf`: the TLS settings (`-Z`, `-o ssl_*`) validated for rustls; `server::tls` loads
+//!   the certificates and wraps connections.
 //! - `cluster`: ElastiCache-style auto-discovery: the `--cluster-file` node list, its version
 //!   and the `config get cluster` reply bytes.
 //! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, `binary`, UDP
@@ -38,6 +40,7 @@ pub mod ring;
 pub mod server;
 pub mod stats;
 pub mod storage;
+pub mod tlsconf;
 
 /// Map memcached verbosity (`-v` count, `verbosity N`) onto the log level.
 pub fn set_log_level(verbosity: u8) {

@@ -115,6 +115,8 @@ fn run(config: Config) -> Result<(), (String, u8)> {
         rustcached::limits::raise_core_limit().map_err(|m| (m, rustcached::limits::EX_OSERR))?;
     }
     rustcached::server::asciiauth::AuthFile::check_file(config.auth_file.as_deref()).map_err(|m| (m, 1))?;
+    // -Z: certificates that cannot be loaded stop startup as in memcached (exit 64)
+    rustcached::server::tls::Tls::load(&config.tls).map_err(|m| (m, EX_USAGE as u8))?;
     if config.maxconns <= rustcached::server::report::RESERVED_FDS + 2 {
         return Err(("Maxconns setting is too low, use -c to increase.".into(), 1));
     }

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{read_n, require, Server};
+use common::{binary_request, read_n, require, Server};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -76,21 +76,6 @@ fn text(b: &[u8]) -> String {
 /// `CONFIG cluster 0 <len>\r\n<payload>\r\nEND\r\n` (head = `CONFIG cluster` or `VALUE AmazonElastiCache:cluster`).
 fn framed(head: &str, payload: &str) -> String {
     format!("{head} 0 {}\r\n{payload}\r\nEND\r\n", payload.len())
-}
-
-/// A binary request header + body.
-fn binary_request(opcode: u8, opaque: u32, extras: &[u8], key: &[u8], value: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, opcode];
-    p.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    p.push(extras.len() as u8);
-    p.extend_from_slice(&[0, 0, 0]);
-    p.extend_from_slice(&((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
-    p.extend_from_slice(&opaque.to_be_bytes());
-    p.extend_from_slice(&[0; 8]);
-    p.extend_from_slice(extras);
-    p.extend_from_slice(key);
-    p.extend_from_slice(value);
-    p
 }
 
 /// Poll `config get cluster` until the payload's version line is `version` (after a SIGHUP).

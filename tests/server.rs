@@ -894,3 +894,23 @@ fn read_until_mn(s: &mut TcpStream) -> String {
     }
     String::from_utf8_lossy(&got).into_owned()
 }
+
+/// A client that sends a pipeline of large replies and then a large value before reading
+/// anything: the server stops producing replies at its high-water mark, and once the client
+/// reads them it must come back for the value still in the socket.
+#[test]
+fn a_value_sent_behind_unread_replies_is_still_read() {
+    let srv = Server::start(&["-t", "1"]);
+    let mut s = srv.connect();
+    let big = "b".repeat(5000);
+    expect(&mut s, format!("set big 0 0 5000\r\n{big}\r\n").as_bytes(), b"STORED\r\n");
+    let mut req = "get big\r\n".repeat(600).into_bytes();
+    req.extend_from_slice(format!("set k 0 0 200000\r\n{}\r\nget nothing\r\n", "v".repeat(200_000)).as_bytes());
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&req).is_ok());
+    let one = format!("VALUE big 0 5000\r\n{big}\r\nEND\r\n");
+    let want = one.len() * 600 + "STORED\r\nEND\r\n".len();
+    let got = common::read_n(&mut s, want);
+    assert!(writer.join().unwrap());
+    assert!(got.ends_with(b"STORED\r\nEND\r\n"), "{:?}", String::from_utf8_lossy(&got[got.len() - 40..]));
+}

@@ -67,7 +67,7 @@ const FLAGS: &[(&str, Check)] = &[
     ("-e", Refused(&["-e", "/tmp/rustcached-memory-file"], 64)),
     ("-M", Settings(&["-M"], &[("evictions", "off")])),
     ("-N", Refused(&["-N", "1"], 64)),
-    ("-Z", Refused(&["-Z"], 64)),
+    ("-Z", Elsewhere("tests/tls.rs", "pymemcache_over_tls_with_client_certificates")),
     ("-o", Custom(extended_options_are_walked)),
     ("--conf-file", Elsewhere("tests/operations.rs", "command_line_overrides_the_conf_file")),
     ("--cluster-file", Elsewhere("tests/discovery.rs", "config_get_cluster_is_byte_exact_and_in_one_read")),
@@ -117,6 +117,17 @@ const EXTENDED: &[(&str, Check)] = &[
     ("debug_time", Elsewhere("tests/server.rs", "expiry_uses_the_server_clock")),
     ("metrics_port", Elsewhere("tests/operations.rs", "metrics_endpoint_serves_exporter_names")),
     ("metrics_addr", Elsewhere("tests/operations.rs", "metrics_endpoint_serves_exporter_names")),
+    // TLS (`src/tlsconf.rs`): honoured with `-Z` and certificates, which tests/tls.rs makes
+    ("ssl_chain_cert", Elsewhere("tests/tls.rs", "refresh_certs_picks_up_a_new_certificate")),
+    ("ssl_key", Elsewhere("tests/tls.rs", "refresh_certs_picks_up_a_new_certificate")),
+    ("ssl_ca_cert", Elsewhere("tests/tls.rs", "plaintext_and_clients_without_a_trusted_certificate_are_refused")),
+    ("ssl_verify_mode", Elsewhere("tests/tls.rs", "plaintext_and_clients_without_a_trusted_certificate_are_refused")),
+    ("ssl_keyformat", Elsewhere("tests/tls.rs", "unusable_tls_settings_are_refused")),
+    ("ssl_ciphers", Elsewhere("tests/tls.rs", "min_version_and_ciphers_are_honoured")),
+    ("ssl_min_version", Elsewhere("tests/tls.rs", "min_version_and_ciphers_are_honoured")),
+    ("ssl_session_cache", Elsewhere("tests/tls.rs", "session_cache_resumes_sessions")),
+    ("ssl_wbuf_size", Elsewhere("tests/tls.rs", "small_wbuf_size_still_delivers_large_values")),
+    ("ssl_kernel_tls", Refused(&["-o", "ssl_kernel_tls"], 64)),
 ];
 
 fn start(args: &[&str]) -> Server {
@@ -179,10 +190,18 @@ fn help_flags() -> Vec<String> {
         .collect()
 }
 
-/// The keys `Config::apply_extended` accepts, read from its match arms in src/config.rs.
+/// The keys `Config::apply_extended` accepts, read from its match arms in src/config.rs, and
+/// the TLS keys it hands to `TlsConf::apply` in src/tlsconf.rs.
 fn extended_keys() -> Vec<String> {
-    let src = std::fs::read_to_string("src/config.rs").unwrap();
-    let start = src.find("fn apply_extended").expect("apply_extended in src/config.rs");
+    let mut keys = match_arms("src/config.rs", "fn apply_extended");
+    keys.extend(match_arms("src/tlsconf.rs", "pub fn apply"));
+    keys
+}
+
+/// The string patterns of the match arms in function `func` of `file`.
+fn match_arms(file: &str, func: &str) -> Vec<String> {
+    let src = std::fs::read_to_string(file).unwrap();
+    let start = src.find(func).unwrap_or_else(|| panic!("{func} in {file}"));
     let body = &src[start..];
     let body = &body[..body.find("\n    }\n").unwrap_or(body.len())];
     let mut keys = Vec::new();
@@ -323,9 +342,17 @@ fn core_limit() {
 fn lock_memory() {
     if is_root() {
         let srv = start(&["-k"]);
-        let line = proc_line(srv.child.id(), "status", "VmLck:");
-        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        assert!(kb > 0, "-k locks memory: {line}");
+        // mlockall runs after the listeners are bound, and locking takes a while
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let line = loop {
+            let line = proc_line(srv.child.id(), "status", "VmLck:");
+            let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            if kb > 0 || Instant::now() > deadline {
+                break line;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!line.ends_with(" 0 kB"), "-k locks memory: {line}");
         let plain = start(&[]);
         assert_eq!(proc_line(plain.child.id(), "status", "VmLck:").split_whitespace().nth(1), Some("0"));
     } else {

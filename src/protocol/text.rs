@@ -209,6 +209,10 @@ pub enum Command<'a> {
         noreply: bool,
     },
     Version,
+    /// `refresh_certs`: reload the TLS certificates (`noreply` silences only `OK`).
+    RefreshCerts {
+        noreply: bool,
+    },
     /// `watch` (log streaming, not implemented): refused, in `-W`'s words when it is given.
     Watch,
     Quit,
@@ -336,6 +340,7 @@ pub fn parse(line: &[u8]) -> Command<'_> {
             }
         }),
         b"version" => Command::Version,
+        b"refresh_certs" => Command::RefreshCerts { noreply: t.noreply() },
         b"config" => Command::Config { line },
         b"watch" => Command::Watch,
         b"quit" => Command::Quit,

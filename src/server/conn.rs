@@ -31,7 +31,25 @@ use crate::storage::{Miss, Reservation, Store, StoreOutcome, StoreReq};
 pub enum Stream {
     Tcp(mio::net::TcpStream),
     Unix(mio::net::UnixStream),
+    /// TCP with TLS (`-Z`): reads give plaintext, writes take it (`server::tls`).
+    Tls(Box<super::tls::TlsStream>),
     Datagram,
+}
+
+impl Stream {
+    /// A read that filled less than the buffer means the socket is empty for now. Not so with
+    /// TLS: a read stops at a record boundary, so only `WouldBlock` says the socket is drained.
+    pub fn short_read_drains(&self) -> bool {
+        !matches!(self, Stream::Tls(_))
+    }
+
+    /// Output accepted from the connection but not yet taken by the socket (TLS records).
+    pub fn pending_output(&self) -> bool {
+        match self {
+            Stream::Tls(s) => s.pending_output(),
+            _ => false,
+        }
+    }
 }
 
 fn no_stream() -> io::Error {
@@ -43,6 +61,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
             Stream::Datagram => Err(no_stream()),
         }
     }
@@ -53,6 +72,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
             Stream::Datagram => Err(no_stream()),
         }
     }
@@ -60,11 +80,16 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write_vectored(bufs),
             Stream::Unix(s) => s.write_vectored(bufs),
+            Stream::Tls(s) => s.write_vectored(bufs),
             Stream::Datagram => Err(no_stream()),
         }
     }
+    /// Hand the socket what the stream still holds (TLS records); `Ok` when it would block.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Stream::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -73,6 +98,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(r, t, i),
             Stream::Unix(s) => s.register(r, t, i),
+            Stream::Tls(s) => s.sock.register(r, t, i),
             Stream::Datagram => Err(no_stream()),
         }
     }
@@ -80,6 +106,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.reregister(r, t, i),
             Stream::Unix(s) => s.reregister(r, t, i),
+            Stream::Tls(s) => s.sock.reregister(r, t, i),
             Stream::Datagram => Err(no_stream()),
         }
     }
@@ -87,6 +114,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.deregister(r),
             Stream::Unix(s) => s.deregister(r),
+            Stream::Tls(s) => s.sock.deregister(r),
             Stream::Datagram => Ok(()),
         }
     }
@@ -363,6 +391,8 @@ pub struct Conn {
     pub peer_closed: bool,
     /// The socket failed: drop pending output and close.
     pub broken: bool,
+    /// A readable event was passed over for backpressure: read again once output drains.
+    pub read_skipped: bool,
     pub info: Arc<ConnInfo>,
     /// Binary-protocol state: SASL authentication, a refused body being discarded.
     pub binary: super::binary::State,
@@ -388,6 +418,7 @@ impl Conn {
             queued: false,
             peer_closed: false,
             broken: false,
+            read_skipped: false,
             info,
             binary: super::binary::State::default(),
             dump: None,
@@ -458,6 +489,11 @@ impl Conn {
         debug_assert_eq!(used, have.len());
         self.need = 0;
         self.staged = Some(st);
+    }
+
+    /// Nothing left to send: no replies, and no TLS records the socket has not taken.
+    pub fn output_done(&self) -> bool {
+        self.wbuf.is_done() && !self.stream.pending_output()
     }
 
     /// The connection must close without writing anything more.

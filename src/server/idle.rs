@@ -46,7 +46,7 @@ impl IdleCheck {
     pub fn kicks(&self, conn: &Conn, now: u32) -> bool {
         let last = conn.info.last_cmd.load(std::sync::atomic::Ordering::Relaxed);
         self.timeout > 0
-            && matches!(conn.stream, Stream::Tcp(_))
+            && matches!(conn.stream, Stream::Tcp(_) | Stream::Tls(_))
             && now.saturating_sub(last) > self.timeout
             && !mid_command(conn)
     }
@@ -57,7 +57,7 @@ impl IdleCheck {
 fn mid_command(conn: &Conn) -> bool {
     // `need` is also set while a binary header is incomplete; that is still "waiting".
     let reading_body = conn.need > 0 && !(conn.proto == Proto::Binary && conn.need <= HEADER_LEN);
-    reading_body || conn.staged.is_some() || conn.swallow > 0 || !conn.wbuf.is_done() || conn.dump.is_some()
+    reading_body || conn.staged.is_some() || conn.swallow > 0 || !conn.output_done() || conn.dump.is_some()
 }
 
 #[cfg(test)]

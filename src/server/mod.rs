@@ -4,7 +4,7 @@
 //! workers (`handoff`), closing idle connections (`idle`), per-connection buffers and framing
 //! (`conn`), protocol dispatch (`text`, `binary`, `meta`), unsent replies (`out`), UDP datagrams
 //! (`udp`), streamed metadumps (`dump`), run-time settings (`tunables`), SASL users (`sasl`),
-//! ASCII auth logins (`asciiauth`), `stats` output (`report`), auto-discovery requests
+//! ASCII auth logins (`asciiauth`), TLS sessions (`tls`), `stats` output (`report`), auto-discovery requests
 //! (`discovery`), and the background maintenance thread (clock ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
@@ -30,6 +30,7 @@ pub mod sasl;
 #[doc(hidden)]
 pub mod sim;
 pub mod text;
+pub mod tls;
 pub mod tunables;
 pub mod udp;
 pub mod worker;
@@ -84,6 +85,10 @@ pub struct Shared {
     pub cluster: Option<crate::cluster::Discovery>,
     /// ASCII auth users (`-Y`), reloaded on SIGHUP.
     pub ascii_auth: asciiauth::AuthFile,
+    /// TLS (`-Z`): certificates, sessions, counters.
+    pub tls: Option<Arc<tls::Tls>>,
+    /// For each listener (in `Server::listeners` order): its connections speak TLS.
+    pub tls_listeners: Vec<bool>,
     stop_lock: StdMutex<bool>,
     stop_cv: Condvar,
 }
@@ -120,6 +125,8 @@ impl Shared {
             sasl,
             ascii_auth,
             cluster,
+            tls: None,
+            tls_listeners: Vec::new(),
             stop_lock: StdMutex::new(false),
             stop_cv: Condvar::new(),
         })
@@ -180,7 +187,11 @@ impl Server {
         let listeners = listener::bind_all(&config)?;
         let udp = listener::bind_udp(&config)?;
         let ascii_auth = asciiauth::AuthFile::load(config.auth_file.as_deref()).map_err(io::Error::other)?;
-        let shared = Shared::new(config, sasl, ascii_auth);
+        let tls = tls::Tls::load(&config.tls).map_err(io::Error::other)?.map(Arc::new);
+        let tls_listeners = listeners.iter().map(|l| tls.is_some() && tls::serves_tls(&config, l)).collect();
+        let mut shared = Shared::new(config, sasl, ascii_auth);
+        let fresh = Arc::get_mut(&mut shared).expect("nothing else holds the new state yet");
+        (fresh.tls, fresh.tls_listeners) = (tls, tls_listeners);
         {
             let mut reg = shared.conns.lock();
             for l in &listeners {

@@ -122,6 +122,9 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "log_watcher_skipped", 0);
     push(&mut p, "log_watcher_sent", 0);
     push(&mut p, "log_watchers", 0);
+    for (k, v) in sh.tls.as_ref().map(|tls| tls.stats(now)).unwrap_or_default() {
+        push(&mut p, k, v);
+    }
     push(&mut p, "unexpected_napi_ids", 0);
     push(&mut p, "round_robin_fallback", 0);
     push(&mut p, "bytes", s.bytes);
@@ -220,17 +223,9 @@ pub fn settings(sh: &Shared) -> Pairs {
     push(&mut p, "ext_max_frag", "0.80");
     push(&mut p, "slab_automove_freeratio", "0.010");
     push(&mut p, "ext_drop_unread", "no");
-    push(&mut p, "ssl_enabled", "no");
-    push(&mut p, "ssl_chain_cert", "(null)");
-    push(&mut p, "ssl_key", "(null)");
-    push(&mut p, "ssl_verify_mode", 0);
-    push(&mut p, "ssl_keyformat", 1);
-    push(&mut p, "ssl_ciphers", "NULL");
-    push(&mut p, "ssl_ca_cert", "NULL");
-    push(&mut p, "ssl_wbuf_size", 16384);
-    push(&mut p, "ssl_session_cache", "no");
-    push(&mut p, "ssl_kernel_tls", "no");
-    push(&mut p, "ssl_min_version", "tlsv1.2");
+    for (k, v) in c.tls.settings() {
+        push(&mut p, k, v);
+    }
     push(&mut p, "num_napi_ids", "(null)");
     push(&mut p, "memory_file", "(null)");
     // ours, only with --cluster-file (so the list matches memcached's without it)

@@ -277,6 +277,14 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
         }
         Command::LruCrawler { sub, arg, nargs } => return lru_crawler(ctx, sub, arg, nargs, out),
         Command::Close => return Action::Close,
+        Command::RefreshCerts { noreply } => match super::tls::refresh_certs(ctx.shared) {
+            Ok(()) => put(out, noreply, reply::OK),
+            Err(message) => {
+                // memcached writes its message whatever `noreply` says
+                out.extend_from_slice(message.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        },
         Command::Error { reply, noreply } => put(out, noreply, reply),
     }
     Action::Continue

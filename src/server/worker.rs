@@ -91,7 +91,7 @@ fn read_once(stream: &mut Stream, buf: &mut [u8], peer_closed: bool, fd: i32) ->
     loop {
         match stream.read(buf) {
             Ok(0) => return Got::Eof,
-            Ok(n) => return Got::Bytes { n, drained: n < offered && !peer_closed },
+            Ok(n) => return Got::Bytes { n, drained: n < offered && !peer_closed && stream.short_read_drains() },
             Err(e) if would_block(&e) => return Got::WouldBlock,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
@@ -102,9 +102,10 @@ fn read_once(stream: &mut Stream, buf: &mut [u8], peer_closed: bool, fd: i32) ->
     }
 }
 
-/// Write what the socket takes of `out`; a failed socket marks the connection broken.
+/// Write what the socket takes of `out` (and what the stream holds: TLS records); a failed
+/// socket marks the connection broken.
 fn write_some(conn: &mut Conn, out: &mut Out) -> usize {
-    match out.write_to(&mut conn.stream) {
+    match out.write_to(&mut conn.stream).and_then(|n| conn.stream.flush().map(|()| n)) {
         Ok(n) => n,
         Err(_) => {
             conn.closing = true;
@@ -287,10 +288,26 @@ impl Worker {
                 log::debug!("rejected connection from {addr}: too many open connections");
                 continue;
             }
+            // (refused above in plaintext, as memcached does before its SSL_accept)
+            let stream = match stream {
+                Stream::Tcp(s) if self.shared.tls_listeners.get(li) == Some(&true) => {
+                    let tls = self.shared.tls.as_ref().expect("a TLS listener implies -Z");
+                    match super::tls::Tls::accept(tls, s) {
+                        Ok(s) => Stream::Tls(Box::new(s)),
+                        Err(e) => {
+                            g.curr_conns.fetch_sub(1, Ordering::Relaxed);
+                            log::warn!("TLS session for {addr} not created: {e}");
+                            continue;
+                        }
+                    }
+                }
+                other => other,
+            };
             g.total_conns.fetch_add(1, Ordering::Relaxed);
             let fd = match &stream {
                 Stream::Tcp(s) => s.as_raw_fd(),
                 Stream::Unix(s) => s.as_raw_fd(),
+                Stream::Tls(s) => s.sock.as_raw_fd(),
                 Stream::Datagram => -1,
             };
             let info = Arc::new(ConnInfo {
@@ -349,9 +366,13 @@ impl Worker {
             return;
         };
         if conn.wbuf.over_high_water() {
-            self.conns[t] = Some(conn); // backpressure: resume when the socket drains
+            // Backpressure: resume when the socket drains. The readable event is spent, so the
+            // flush that drains it must come back here to read what the socket holds.
+            conn.read_skipped = true;
+            self.conns[t] = Some(conn);
             return;
         }
+        conn.read_skipped = false;
         let stats = &self.shared.stats.threads[self.id];
         // Lend the scratch buffers unless the connection holds leftovers.
         let own_input = !conn.rbuf.is_empty();
@@ -466,7 +487,7 @@ impl Worker {
                 self.output = output;
             }
         }
-        if outcome == Outcome::Blocked && conn.wbuf.is_done() {
+        if outcome == Outcome::Blocked && conn.output_done() {
             // Stopped for output room and the socket took it all: continue with the input.
             requeue(&mut self.ready, &mut conn, t);
         }
@@ -478,14 +499,17 @@ impl Worker {
         let Some(mut conn) = self.conns.get_mut(t).and_then(|c| c.take()) else {
             return;
         };
-        if !conn.wbuf.is_done() {
+        if !conn.output_done() {
             let mut out = std::mem::take(&mut conn.wbuf);
             let written = write_some(&mut conn, &mut out);
             self.shared.stats.threads[self.id].bytes_written.add(written as u64);
             if !out.is_done() && !conn.closing_hard() {
                 conn.wbuf = out;
-            } else if !conn.rbuf.is_empty() || conn.dump.is_some() {
-                // Input (or a metadump) was held back by backpressure: go on with it now.
+            } else if conn.stream.pending_output() && !conn.closing_hard() {
+                // TLS records still waiting for the socket: the next writable event sends them
+            } else if !conn.rbuf.is_empty() || conn.dump.is_some() || conn.read_skipped {
+                // Input (or a metadump, or unread socket data) was held back by backpressure:
+                // go on with it now.
                 requeue(&mut self.ready, &mut conn, t);
             }
         }
@@ -494,7 +518,7 @@ impl Worker {
 
     /// Return a connection to its slot, or release it once it is closing with nothing to send.
     fn put_back(&mut self, conn: Conn, t: usize) {
-        if conn.closing && conn.wbuf.is_done() {
+        if conn.closing && (conn.output_done() || conn.closing_hard()) {
             self.release(conn, t);
         } else {
             self.conns[t] = Some(conn);
@@ -527,7 +551,7 @@ impl Worker {
         let mut events = Events::with_capacity(256);
         while Instant::now() < deadline {
             let pending: Vec<usize> =
-                (0..self.conns.len()).filter(|&i| self.conns[i].as_ref().is_some_and(|c| !c.wbuf.is_done())).collect();
+                (0..self.conns.len()).filter(|&i| self.conns[i].as_ref().is_some_and(|c| !c.output_done())).collect();
             if pending.is_empty() {
                 break;
             }

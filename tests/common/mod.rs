@@ -192,6 +192,21 @@ pub fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
     out
 }
 
+/// A binary request header + body.
+pub fn binary_request(opcode: u8, opaque: u32, extras: &[u8], key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, opcode];
+    p.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    p.push(extras.len() as u8);
+    p.extend_from_slice(&[0, 0, 0]);
+    p.extend_from_slice(&((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
+    p.extend_from_slice(&opaque.to_be_bytes());
+    p.extend_from_slice(&[0; 8]);
+    p.extend_from_slice(extras);
+    p.extend_from_slice(key);
+    p.extend_from_slice(value);
+    p
+}
+
 /// Send `req` and assert the reply is exactly `expect`.
 pub fn expect(s: &mut TcpStream, req: &[u8], expect: &[u8]) {
     let got = roundtrip(s, req, expect.len());
