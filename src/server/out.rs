@@ -317,6 +317,9 @@ mod tests {
         let mut w = Trickle { got: Vec::new(), chunk: 1 << 20 };
         out.write_to(&mut w).unwrap();
         assert_eq!(w.got, before);
+        // Written in full: the pin is gone and this test holds the only reference to the store.
+        assert!(out.is_done());
+        assert_eq!((s.pinned(), Arc::strong_count(&s)), (0, 1));
     }
 
     #[test]
