@@ -169,7 +169,12 @@ impl Client {
                 None
             }
             (Proto::Text, 1) => {
-                req.extend_from_slice(format!("get {}\r\n", String::from_utf8_lossy(&key)).as_bytes());
+                // Around the key, keys never stored: up to ~3 KB of line, so lines longer than
+                // LINE_MAX (served key by key as they arrive) are split like any other request.
+                let pad = |n: u8| (0..n).map(|i| format!(" missing-{i:0>30}")).collect::<String>();
+                let (before, after) = (s.byte() % 48, s.byte() % 48);
+                let line = format!("get{} {}{}\r\n", pad(before), String::from_utf8_lossy(&key), pad(after));
+                req.extend_from_slice(line.as_bytes());
                 Some(key)
             }
             (Proto::Text, _) => {
