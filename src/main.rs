@@ -4,16 +4,24 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rustcached::config::{Args, Config, EX_USAGE, VERSION};
+use rustcached::config::{Args, Config, EX_NOUSER, EX_OSERR, EX_USAGE, VERSION};
 use rustcached::server::Server;
 
 mod process;
 
+/// Parse like memcached's getopt_long: long-option prefixes, its messages, exit code 1.
 fn parse_args(argv: &[String]) -> Result<Args, ExitCode> {
-    Args::try_parse_from(argv).map_err(|e| {
-        let code = if e.use_stderr() { EX_USAGE } else { 0 };
-        let _ = e.print();
-        ExitCode::from(code as u8)
+    let fail = |e: rustcached::config::ConfigError| {
+        eprintln!("{e}");
+        ExitCode::from(e.code as u8)
+    };
+    let argv = rustcached::config::expand_long_options(argv).map_err(fail)?;
+    Args::try_parse_from(&argv).map_err(|e| match rustcached::config::command_line_error(&argv, &e) {
+        Some(err) => fail(err),
+        None => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
     })
 }
 
@@ -62,7 +70,7 @@ fn main() -> ExitCode {
     config.logfile = logfile;
     if let Err(e) = init_logging(config.verbose, config.logfile.as_deref()) {
         eprintln!("{e}");
-        return ExitCode::from(71);
+        return ExitCode::from(EX_OSERR as u8);
     }
     // A panic anywhere takes the whole process down with a clear message: a half-alive server
     // is worse than a restart.
@@ -100,24 +108,26 @@ fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<(), St
 }
 
 fn run(config: Config) -> Result<(), (String, u8)> {
-    let signals = process::install_signals().map_err(|e| (format!("signals: {e}"), 71))?;
+    let os_err = EX_OSERR as u8;
+    let signals = process::install_signals().map_err(|e| (format!("signals: {e}"), os_err))?;
     process::check_root(&config).map_err(|m| (m, EX_USAGE as u8))?;
+    let user = process::find_user(&config).map_err(|m| (m, EX_NOUSER as u8))?;
     if config.maxconns <= rustcached::server::report::RESERVED_FDS + 2 {
         return Err(("Maxconns setting is too low, use -c to increase.".into(), 1));
     }
     process::raise_fd_limit(config.maxconns);
-    let server = Server::bind(config.clone()).map_err(|e| (format!("failed to listen: {e}"), 71))?;
-    process::drop_privileges(&config).map_err(|m| (m, 71))?;
+    let server = Server::bind(config.clone()).map_err(|e| (e.to_string(), os_err))?;
+    process::drop_privileges(user).map_err(|m| (m, os_err))?;
     if config.daemon {
-        process::daemonize(&config).map_err(|m| (m, 71))?;
+        process::daemonize(&config).map_err(|m| (m, os_err))?;
     }
     let pidfile = process::PidFile::create(config.pidfile.as_deref());
     let handle = server.handle();
-    process::spawn_signal_thread(signals, handle).map_err(|e| (format!("signals: {e}"), 71))?;
+    process::spawn_signal_thread(signals, handle).map_err(|e| (format!("signals: {e}"), os_err))?;
     if config.metrics_port != 0 {
         let addr = std::net::SocketAddr::new(config.metrics_addr, config.metrics_port);
         let bound = rustcached::metrics::spawn(server.shared().clone(), addr)
-            .map_err(|e| (format!("failed to listen for metrics on {addr}: {e}"), 71))?;
+            .map_err(|e| (format!("failed to listen for metrics on {addr}: {e}"), os_err))?;
         log::info!("metrics on http://{bound}/metrics");
     }
     let addrs = server.local_addrs();

@@ -25,22 +25,31 @@ pub fn check_root(c: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Become `-u` user (only when root), after binding.
-pub fn drop_privileges(c: &Config) -> Result<(), String> {
+/// The `-u` user's ids, looked up before anything is bound (as memcached does, so an unknown
+/// user fails with EX_NOUSER whatever else is wrong). `None` when not root or without `-u`.
+pub fn find_user(c: &Config) -> Result<Option<(libc::uid_t, libc::gid_t)>, String> {
     let Some(user) = c.user.as_deref() else {
-        return Ok(());
+        return Ok(None);
     };
     if !is_root() {
-        return Ok(());
+        return Ok(None);
     }
-    let name = CString::new(user).map_err(|_| format!("can't find the user {user} to switch to"))?;
+    let not_found = || format!("can't find the user {user} to switch to");
+    let name = CString::new(user).map_err(|_| not_found())?;
     // SAFETY: getpwnam returns a pointer to static storage or null; we read it at once.
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
     if pw.is_null() {
-        return Err(format!("can't find the user {user} to switch to"));
+        return Err(not_found());
     }
     // SAFETY: pw is non-null and points to a valid passwd record.
-    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Ok(Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) }))
+}
+
+/// Become the `-u` user found by `find_user`, after binding.
+pub fn drop_privileges(user: Option<(libc::uid_t, libc::gid_t)>) -> Result<(), String> {
+    let Some((uid, gid)) = user else {
+        return Ok(());
+    };
     // SAFETY: plain syscalls; failures are checked.
     unsafe {
         if libc::setgroups(0, std::ptr::null()) < 0 {

@@ -134,6 +134,7 @@ impl Server {
         let store = Store::new(&store_cfg, clock);
         let listeners = listener::bind_all(&config)?;
         let udp = listener::bind_udp(&config)?;
+        listener::write_port_file(&listeners, &udp)?;
         let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
         let shared = Arc::new(Shared {
             verbosity: AtomicU32::new(config.verbose as u32),
