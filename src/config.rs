@@ -9,8 +9,15 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
-/// The version clients see: memcached's numbering first (clients gate features on it), then ours.
-pub const VERSION: &str = concat!("1.6.18-rustcached-", env!("CARGO_PKG_VERSION"));
+/// The version clients see (`version`, binary Version, `stats` `version`): the memcached release
+/// whose behaviour we match, and nothing else. Clients gate features on it, and strict parsers
+/// (Perl's `version->parse`, Python's `packaging.version`, Ruby's `Gem::Version`, semver)
+/// must accept it: a suffix such as `1.6.18-rustcached-0.1.0` makes Perl's and Python's die.
+pub const VERSION: &str = "1.6.18";
+
+/// Our own release: `-V` and the startup log line. Not in any `stats`
+/// reply: those stay byte for byte memcached's (tests/cases replay them).
+pub const RUSTCACHED_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Exit codes, the ones memcached uses: 1 for command-line (getopt) errors and some bad values,
 /// then sysexits.h: EX_USAGE for bad settings (and root without `-u`), EX_NOUSER for an
@@ -23,7 +30,7 @@ pub const EX_OSERR: i32 = 71;
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "rustcached",
-    version = VERSION,
+    version = RUSTCACHED_VERSION,
     about = "A memcached-compatible, multithreaded cache daemon",
     disable_version_flag = true,
     // getopt semantics: a repeated flag takes the last value (conf file, then command line)

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rustcached::config::{Args, Config, EX_NOUSER, EX_OSERR, EX_USAGE, VERSION};
+use rustcached::config::{Args, Config, EX_NOUSER, EX_OSERR, EX_USAGE, RUSTCACHED_VERSION, VERSION};
 use rustcached::server::Server;
 
 mod process;
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         }
     }
     if args.version {
-        println!("rustcached {VERSION}");
+        println!("rustcached {RUSTCACHED_VERSION} (memcached {VERSION})");
         return ExitCode::SUCCESS;
     }
     if args.license {
@@ -142,7 +142,7 @@ fn run(config: Config) -> Result<(), (String, u8)> {
         config.threads
     );
     let result = server.run(|| {
-        log::info!("rustcached {VERSION}: {status}");
+        log::info!("rustcached {RUSTCACHED_VERSION} (memcached {VERSION}): {status}");
         process::notify_ready(&status);
     });
     process::notify_stopping();
