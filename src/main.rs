@@ -98,6 +98,9 @@ fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<(), St
         let f = process::LogFile::open(path).map_err(|e| format!("cannot open logfile {}: {e}", path.display()))?;
         b.target(env_logger::Target::Pipe(Box::new(f)));
         b.format_timestamp_secs();
+    } else if process::stderr_is_journal() {
+        // journald: each line's priority as a `<N>` prefix, and no timestamp (it adds its own)
+        b.format(|buf, record| writeln!(buf, "<{}>{}", process::journal_priority(record.level()), record.args()));
     } else {
         b.format_timestamp(None);
     }

@@ -189,6 +189,45 @@ pub fn spawn_signal_thread(mut signals: Signals, handle: ServerHandle) -> std::i
     Ok(())
 }
 
+/// Whether stderr is connected to the journal: systemd sets `JOURNAL_STREAM=<dev>:<inode>` for
+/// a service whose stderr goes there, and stderr must still be that stream (not redirected by a
+/// wrapper), as sd_journal_stream_fd(3) and systemd.exec(5) say to check.
+pub fn stderr_is_journal() -> bool {
+    let Some(want) = std::env::var("JOURNAL_STREAM").ok() else {
+        return false;
+    };
+    let Some((dev, ino)) = want.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// sd-daemon.h's priority prefixes: `<3>` SD_ERR, `<4>` SD_WARNING, `<6>` SD_INFO, `<7>` SD_DEBUG.
+pub fn journal_priority(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn journal_priorities_are_sd_daemons() {
+    use log::Level::*;
+    let got: Vec<u8> = [Error, Warn, Info, Debug, Trace].into_iter().map(journal_priority).collect();
+    assert_eq!(got, [3, 4, 6, 7, 7]);
+}
+
 /// Tell systemd we are ready (no-op without NOTIFY_SOCKET).
 pub fn notify_ready(status: &str) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
