@@ -15,7 +15,7 @@ use clap::{ArgAction, Parser};
 /// must accept it: a suffix such as `1.6.18-rustcached-0.1.0` makes Perl's and Python's die.
 pub const VERSION: &str = "1.6.18";
 
-/// Our own release: `-V` and the startup log line. Not in any `stats`
+/// Our own release: `-V`, the startup log line and the metrics page. Not in any `stats`
 /// reply: those stay byte for byte memcached's (tests/cases replay them).
 pub const RUSTCACHED_VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -1,9 +1,9 @@
-//! Operations: memcached.conf files, systemd socket activation, the metrics endpoint, log files
+//! Operations: memcached.conf files, systemd socket activation, journald priorities, log files
 //! and privilege dropping.
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,37 +117,6 @@ fn broken_conf_files_are_refused_with_file_and_line() {
     let out = Command::new(rustcached_bin()).args(["--conf-file", "/nonexistent/memcached.conf"]).output().unwrap();
     assert_eq!(out.status.code(), Some(64));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn metrics_endpoint_serves_exporter_names() {
-    let mport = free_port();
-    let srv = common::Server::start(&["-o", &format!("metrics_port={mport}")]);
-    let mut s = srv.connect();
-    expect(&mut s, b"set a 0 0 1\r\n1\r\nget a b\r\n", b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut http = loop {
-        match TcpStream::connect(("127.0.0.1", mport)) {
-            Ok(c) => break c,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("metrics port: {e}"),
-        }
-    };
-    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    http.read_to_string(&mut body).unwrap();
-    assert!(body.starts_with("HTTP/1.0 200 OK\r\n"));
-    for line in [
-        "memcached_up 1",
-        "memcached_current_items 1",
-        "memcached_commands_total{command=\"get\",status=\"hit\"} 1",
-        "memcached_commands_total{command=\"get\",status=\"miss\"} 1",
-        "memcached_limit_bytes 67108864",
-    ] {
-        assert!(body.lines().any(|l| l == line), "missing {line:?} in:\n{body}");
-    }
-    assert!(body.contains("# TYPE memcached_current_connections gauge"));
-    assert!(body.contains("memcached_slab_chunks_used{slab=\""));
 }
 
 #[test]
