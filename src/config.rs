@@ -644,6 +644,7 @@ impl Config {
             | "no_chunked_items"
             | "drop_privileges"
             | "no_drop_privileges"
+            | "relaxed_privileges"
             | "lru_segmented"
             | "no_lru_segmented"
             | "large_memory_pages" => {}

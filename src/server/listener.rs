@@ -61,6 +61,14 @@ impl Listener {
     }
 }
 
+/// `unix:/path` of a UNIX listener, as `stats conns` prints a client's `listen_addr`.
+pub fn unix_addr(l: &mio::net::UnixListener) -> String {
+    match l.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string())) {
+        Some(p) => format!("unix:{p}"),
+        None => "unix:".into(),
+    }
+}
+
 /// A worker's listener.
 pub enum MioListener {
     Tcp(mio::net::TcpListener),
@@ -135,11 +143,14 @@ fn bind_error(e: io::Error, transport: &str, a: SocketAddr, c: &Config) -> io::E
 /// `MEMCACHED_PORT_FILENAME`: write one line per bound socket, `TCP INET: 43445`,
 /// `UDP INET6: 58429`, ..., into `<file>.lck`, then rename it to the file, so a reader that
 /// sees the file sees all of it (memcached's test harness starts servers with `-p -1 -U -1`
-/// and reads the ports from there).
-pub fn write_port_file(tcp: &[Listener], udp: &[std::net::UdpSocket]) -> io::Result<()> {
+/// and reads the ports from there). Written even when empty (`-p 0`), but not for `-s`.
+pub fn write_port_file(c: &Config, tcp: &[Listener], udp: &[std::net::UdpSocket]) -> io::Result<()> {
     let Some(path) = std::env::var_os("MEMCACHED_PORT_FILENAME") else {
         return Ok(());
     };
+    if c.unix_socket.is_some() {
+        return Ok(());
+    }
     let tcp = tcp.iter().filter_map(Listener::local_addr).map(|a| ("TCP", a));
     let udp = udp.iter().filter_map(|u| u.local_addr().ok()).map(|a| ("UDP", a));
     let text: String = tcp
@@ -193,9 +204,9 @@ pub fn bind_all(c: &Config) -> io::Result<Vec<Listener>> {
         out.push(Listener::Unix(l));
         return Ok(out);
     }
-    if c.port == 0 && c.listen.iter().all(|a| a.port() == 0) && !c.listen.is_empty() {
-        // explicit port 0 in -l: an ephemeral port (tests)
-    } else if c.port == 0 && c.listen.is_empty() && !c.tcp_ephemeral {
+    // `-p 0` turns TCP off (an `-l host:port` with its own port still binds); `-p -1` binds
+    // port 0, which the kernel replaces with a free one.
+    if c.port == 0 && !c.tcp_ephemeral && c.listen.iter().all(|a| a.port() == 0) {
         return Ok(out);
     }
     if c.listen.is_empty() {

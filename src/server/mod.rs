@@ -15,6 +15,7 @@
 
 pub mod binary;
 pub mod conn;
+pub mod connstate;
 pub mod detail;
 pub mod dump;
 pub mod handoff;
@@ -50,6 +51,8 @@ pub struct ConnInfo {
     pub udp: bool,
     /// Relative time of the last command.
     pub last_cmd: AtomicU32,
+    /// What a client connection is doing (`stats conns` `state`).
+    pub state: connstate::StateCell,
 }
 
 /// State shared by all threads.
@@ -134,7 +137,7 @@ impl Server {
         let store = Store::new(&store_cfg, clock);
         let listeners = listener::bind_all(&config)?;
         let udp = listener::bind_udp(&config)?;
-        listener::write_port_file(&listeners, &udp)?;
+        listener::write_port_file(&config, &listeners, &udp)?;
         let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
         let shared = Arc::new(Shared {
             verbosity: AtomicU32::new(config.verbose as u32),
@@ -162,7 +165,8 @@ impl Server {
                         listen_addr: l.describe(),
                         listening: true,
                         udp: false,
-                        last_cmd: AtomicU32::new(0),
+                        last_cmd: AtomicU32::new(shared.clock().now()),
+                        state: Default::default(),
                     }),
                 );
             }

@@ -102,17 +102,25 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "hash_power_level", 64 - s.hash_buckets.max(1).leading_zeros() - 1);
     push(&mut p, "hash_bytes", s.hash_bytes);
     push(&mut p, "hash_is_expanding", 0);
-    push(&mut p, "slab_reassign_rescues", 0);
-    push(&mut p, "slab_reassign_chunk_rescues", 0);
-    push(&mut p, "slab_reassign_evictions_nomem", 0);
-    push(&mut p, "slab_reassign_inline_reclaim", 0);
-    push(&mut p, "slab_reassign_busy_items", 0);
-    push(&mut p, "slab_reassign_busy_deletes", 0);
-    push(&mut p, "slab_reassign_running", 0);
-    push(&mut p, "slabs_moved", s.slabs_moved);
-    push(&mut p, "lru_crawler_running", 0);
-    push(&mut p, "lru_crawler_starts", 0);
-    push(&mut p, "lru_maintainer_juggles", 0);
+    // Some fields are printed only while the feature they count is on, as memcached does.
+    let c = &sh.config;
+    if c.slab_reassign {
+        push(&mut p, "slab_reassign_rescues", 0);
+        push(&mut p, "slab_reassign_chunk_rescues", 0);
+        push(&mut p, "slab_reassign_evictions_nomem", 0);
+        push(&mut p, "slab_reassign_inline_reclaim", 0);
+        push(&mut p, "slab_reassign_busy_items", 0);
+        push(&mut p, "slab_reassign_busy_deletes", 0);
+        push(&mut p, "slab_reassign_running", 0);
+        push(&mut p, "slabs_moved", s.slabs_moved);
+    }
+    if sh.crawler_enabled.load(Ordering::Relaxed) {
+        push(&mut p, "lru_crawler_running", 0);
+        push(&mut p, "lru_crawler_starts", 0);
+    }
+    if c.lru_maintainer {
+        push(&mut p, "lru_maintainer_juggles", 0);
+    }
     push(&mut p, "malloc_fails", 0);
     push(&mut p, "log_worker_dropped", 0);
     push(&mut p, "log_worker_written", 0);
@@ -127,18 +135,29 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "slab_global_page_pool", s.spare_pages);
     push(&mut p, "expired_unfetched", s.expired_unfetched);
     push(&mut p, "evicted_unfetched", s.evicted_unfetched);
-    push(&mut p, "evicted_active", s.evicted_active);
+    if c.lru_maintainer {
+        push(&mut p, "evicted_active", s.evicted_active);
+    }
     push(&mut p, "evictions", s.evictions);
     push(&mut p, "reclaimed", s.reclaimed);
     push(&mut p, "crawler_reclaimed", s.crawler_reclaimed);
     push(&mut p, "crawler_items_checked", s.crawler_items_checked);
     push(&mut p, "lrutail_reflocked", 0);
-    push(&mut p, "moves_to_cold", 0);
-    push(&mut p, "moves_to_warm", 0);
-    push(&mut p, "moves_within_lru", 0);
-    push(&mut p, "direct_reclaims", 0);
-    push(&mut p, "lru_bumps_dropped", 0);
+    if c.lru_maintainer {
+        push(&mut p, "moves_to_cold", 0);
+        push(&mut p, "moves_to_warm", 0);
+        push(&mut p, "moves_within_lru", 0);
+        push(&mut p, "direct_reclaims", 0);
+        push(&mut p, "lru_bumps_dropped", 0);
+    }
     p
+}
+
+/// `stats reset`: the counters, and the `stats detail` prefixes, as memcached clears both.
+pub fn reset(sh: &Shared) {
+    sh.stats.reset();
+    sh.store.reset_counters();
+    sh.detail.reset();
 }
 
 /// File descriptors memcached keeps in reserve (counted against `-c`).
@@ -315,7 +334,7 @@ pub fn conns(sh: &Shared) -> Pairs {
         let state = match (c.listening, c.udp) {
             (true, _) => "conn_listening",
             (_, true) => "conn_read",
-            _ => "conn_parse_cmd",
+            _ => c.state.get().name(),
         };
         push(&mut p, format!("{fd}:state"), state);
         push(&mut p, format!("{fd}:secs_since_last_cmd"), now.saturating_sub(c.last_cmd.load(Ordering::Relaxed)));

@@ -376,8 +376,7 @@ fn stats(ctx: &Ctx<'_>, args: &[&[u8]], out: &mut Vec<u8>) {
     };
     match sub {
         b"reset" => {
-            sh.stats.reset();
-            sh.store.reset_counters();
+            report::reset(sh);
             out.extend_from_slice(reply::RESET);
         }
         b"settings" => write_pairs(&report::settings(sh), out),
