@@ -205,6 +205,11 @@ pub enum Command<'a> {
         args: [&'a [u8]; 4],
         nargs: usize,
     },
+    /// `watch [kinds...]`: the tokens after `watch`.
+    Watch {
+        args: [&'a [u8]; 4],
+        nargs: usize,
+    },
     /// A meta command (`mg`, `ms`, `md`, `ma`, `me`): the whole line, for the meta parser.
     Meta {
         cmd: u8,
@@ -336,6 +341,14 @@ pub fn parse(line: &[u8]) -> Command<'_> {
                 *a = t.get(i + 1);
             }
             Command::Stats { args, nargs }
+        }
+        b"watch" => {
+            let mut args: [&[u8]; 4] = [&[]; 4];
+            let nargs = t.n - 1;
+            for (i, a) in args.iter_mut().enumerate().take(nargs.min(4)) {
+                *a = t.get(i + 1);
+            }
+            Command::Watch { args, nargs }
         }
         b"debugtime" => match strtoul32(t.get(1)) {
             Some(secs) if nt == 3 => Command::DebugTime { secs },

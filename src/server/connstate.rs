@@ -42,17 +42,30 @@ impl ConnState {
     }
 }
 
+/// Kept beside the state: the connection is being closed for bad input.
+const ERROR_BIT: u8 = 0x80;
+
 /// A connection's state, shared between its worker and `stats conns` readers.
 #[derive(Debug, Default)]
 pub struct StateCell(AtomicU8);
 
 impl StateCell {
     pub fn get(&self) -> ConnState {
-        ConnState::from_u8(self.0.load(Ordering::Relaxed))
+        ConnState::from_u8(self.0.load(Ordering::Relaxed) & !ERROR_BIT)
     }
 
     fn set(&self, s: ConnState) {
-        self.0.store(s as u8, Ordering::Relaxed);
+        self.0.fetch_and(ERROR_BIT, Ordering::Relaxed);
+        self.0.fetch_or(s as u8, Ordering::Relaxed);
+    }
+
+    /// The server closes this connection for bad input (`watch connevents` says `error`).
+    pub fn mark_error(&self) {
+        self.0.fetch_or(ERROR_BIT, Ordering::Relaxed);
+    }
+
+    pub fn errored(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & ERROR_BIT != 0
     }
 
     /// Processing starts; returns the state to restore if nothing gets consumed.

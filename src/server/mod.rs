@@ -26,6 +26,7 @@ pub mod sasl;
 pub mod text;
 pub mod tunables;
 pub mod udp;
+pub mod watch;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -76,6 +77,8 @@ pub struct Shared {
     pub conns: Mutex<BTreeMap<i32, Arc<ConnInfo>>>,
     /// SASL users (`-S`), loaded once at startup from `MEMCACHED_SASL_PWDB`.
     pub sasl: sasl::Passwords,
+    /// `watch` log streams; also the store's event listener.
+    pub watch: Arc<watch::Watchers>,
     stop_lock: StdMutex<bool>,
     stop_cv: Condvar,
 }
@@ -139,6 +142,8 @@ impl Server {
         let udp = listener::bind_udp(&config)?;
         listener::write_port_file(&config, &listeners, &udp)?;
         let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
+        let watch = Arc::new(watch::Watchers::new(config.watcher_logbuf_size as usize, config.watch_enabled));
+        store.set_events(watch.clone());
         let shared = Arc::new(Shared {
             verbosity: AtomicU32::new(config.verbose as u32),
             stats: Stats::new(config.threads),
@@ -152,6 +157,7 @@ impl Server {
             stopping: AtomicBool::new(false),
             conns: Mutex::new(BTreeMap::new()),
             sasl,
+            watch,
             stop_lock: StdMutex::new(false),
             stop_cv: Condvar::new(),
         });

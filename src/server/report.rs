@@ -124,9 +124,9 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "malloc_fails", 0);
     push(&mut p, "log_worker_dropped", 0);
     push(&mut p, "log_worker_written", 0);
-    push(&mut p, "log_watcher_skipped", 0);
-    push(&mut p, "log_watcher_sent", 0);
-    push(&mut p, "log_watchers", 0);
+    push(&mut p, "log_watcher_skipped", sh.watch.skipped.load(Ordering::Relaxed));
+    push(&mut p, "log_watcher_sent", sh.watch.sent.load(Ordering::Relaxed));
+    push(&mut p, "log_watchers", sh.watch.count());
     push(&mut p, "unexpected_napi_ids", 0);
     push(&mut p, "round_robin_fallback", 0);
     push(&mut p, "bytes", s.bytes);

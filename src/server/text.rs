@@ -236,7 +236,8 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
             out.extend_from_slice(r);
         }
         Command::LruCrawler { sub, arg, nargs } => return lru_crawler(ctx, sub, arg, nargs, out),
-        Command::Close => return Action::Close,
+        Command::Close => return super::watch::refuse(ctx),
+        Command::Watch { args, nargs } => return super::watch::command(ctx, &args, nargs, out),
         Command::Error { reply, noreply } => put(out, noreply, reply),
     }
     Action::Continue

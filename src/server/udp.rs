@@ -71,6 +71,7 @@ impl UdpPort {
                     false => None,
                 };
                 self.out.clear();
+                super::watch::serving(-1); // no connection to attach a `watch` to, no `cfd`
                 let (used, outcome) = self.conn.process(rest, &mut self.out, ctx, 1);
                 pos += used;
                 self.conn.dump = None;

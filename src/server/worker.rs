@@ -252,6 +252,7 @@ impl Worker {
                 state: Default::default(),
             });
             self.shared.conns.lock().insert(fd, info.clone());
+            super::watch::conn_new(&self.shared, fd, &info.addr);
             let handoff = &self.shared.handoff;
             let to = handoff.pick(self.id);
             let arrival = Arrival { stream, fd, info };
@@ -351,6 +352,7 @@ impl Worker {
         let ctx = Ctx { shared: &self.shared, stats };
         // -R: as memcached, yield after that many requests whether or not others wait.
         let budget = self.shared.config.reqs_per_event;
+        super::watch::serving(conn.fd);
         let before = conn.info.state.enter();
         let (used, outcome) = if conn.closing {
             (input.len(), Outcome::Close)
@@ -453,6 +455,7 @@ impl Worker {
 
     fn release(&mut self, mut c: Conn, t: usize) {
         let _ = self.poll.registry().deregister(&mut c.stream);
+        super::watch::conn_close(&self.shared, c.fd, &c.info.addr, c.info.state.errored());
         self.shared.conns.lock().remove(&c.fd);
         self.shared.stats.global.curr_conns.fetch_sub(1, Ordering::Relaxed);
         self.shared.handoff.done(self.id);

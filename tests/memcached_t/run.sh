@@ -22,6 +22,6 @@ ln -s "$bin" "$work/memcached"
 printf '#!/bin/sh\nt=$1; shift; exec timeout "$t" "$@"\n' > "$work/timedrun"
 chmod +x "$work/timedrun"
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(stats-detail stats-conns issue_61 issue_67 stats)
+[ ${#tests[@]} -gt 0 ] || tests=(stats-detail stats-conns issue_61 issue_67 stats watcher)
 cd "$work"
 prove $(printf 't/%s.t ' "${tests[@]}")
