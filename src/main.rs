@@ -102,7 +102,11 @@ fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<(), St
         // journald: each line's priority as a `<N>` prefix, and no timestamp (it adds its own)
         b.format(|buf, record| writeln!(buf, "<{}>{}", process::journal_priority(record.level()), record.args()));
     } else {
-        b.format_timestamp(None);
+        // memcached's -vv traces bare, as memcached prints them; our own lines tagged by level
+        b.format(|buf, record| match record.target() {
+            rustcached::server::trace::TARGET => writeln!(buf, "{}", record.args()),
+            _ => writeln!(buf, "[{:<5}] {}", record.level(), record.args()),
+        });
     }
     b.format_target(false);
     b.init();

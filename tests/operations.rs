@@ -238,6 +238,7 @@ fn journald_gets_priorities_and_no_timestamps() {
     assert!(with("<3>", "Could not open the pid file"), "{log}");
     assert!(with("<4>", "SASL enabled but"), "{log}");
     assert!(with("<6>", "listening on tcp:127.0.0.1:"), "{log}");
+    assert!(with("<7>", " new binary client connection"), "-vv traces are debug (-S: binary): {log}");
     for l in &lines {
         let rest = ["<3>", "<4>", "<6>", "<7>"].iter().find_map(|p| l.strip_prefix(p));
         let rest = rest.unwrap_or_else(|| panic!("no priority prefix: {l:?}"));

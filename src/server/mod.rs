@@ -24,6 +24,7 @@ pub mod meta;
 pub mod report;
 pub mod sasl;
 pub mod text;
+pub mod trace;
 pub mod tunables;
 pub mod udp;
 pub mod watch;
@@ -177,6 +178,8 @@ impl Server {
                 );
             }
             shared.stats.global.listeners.store(listeners.len(), Ordering::Relaxed);
+            listeners.iter().for_each(|l| trace::listening(&shared, l.fd(), false));
+            udp.iter().for_each(|u| trace::listening(&shared, std::os::fd::AsRawFd::as_raw_fd(u), true));
             // memcached counts its listening sockets as connections made.
             shared.stats.global.total_conns.store(listeners.len() as u64, Ordering::Relaxed);
         }

@@ -17,6 +17,8 @@ use crate::storage::{item, DeltaOutcome, GetOpts, Mode, Reassign, StoreOutcome, 
 fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
     if !noreply {
         out.extend_from_slice(r);
+    } else {
+        super::trace::noreply(r);
     }
 }
 

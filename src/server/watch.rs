@@ -51,7 +51,8 @@ pub fn serving(fd: i32) {
     CFD.with(|c| c.set(fd));
 }
 
-fn cfd() -> i32 {
+/// The connection this thread is serving (-1: none, or a UDP request).
+pub fn current_fd() -> i32 {
     CFD.with(Cell::get)
 }
 
@@ -244,7 +245,7 @@ impl Events for Watchers {
             None => ("not_found", 0, 0),
         };
         let key = uri(key);
-        let cfd = cfd();
+        let cfd = current_fd();
         self.emit(
             FETCHERS,
             format_args!("type=item_get key={key} status={status} clsid={class} cfd={cfd} size={size}"),
@@ -272,7 +273,7 @@ impl Events for Watchers {
             Mode::Cas => "cas",
         };
         let key = uri(key);
-        let cfd = cfd();
+        let cfd = current_fd();
         self.emit(
             MUTATIONS,
             format_args!(
@@ -312,7 +313,7 @@ pub fn command(ctx: &Ctx<'_>, args: &[&[u8]], nargs: usize, out: &mut Vec<u8>) -
             }
         }
     }
-    let fd = cfd();
+    let fd = current_fd();
     if fd < 0 || w.add(fd, kinds).is_err() {
         out.extend_from_slice(ERROR);
     }
@@ -349,7 +350,7 @@ pub fn conn_close(sh: &Shared, fd: i32, addr: &str, error: bool) {
 /// The connection being served is closed for bad input (e.g. an HTTP request): remembered
 /// for its `conn_close` line.
 pub fn refuse(ctx: &Ctx<'_>) -> Action {
-    if let Some(info) = ctx.shared.conns.lock().get(&cfd()) {
+    if let Some(info) = ctx.shared.conns.lock().get(&current_fd()) {
         info.state.mark_error();
     }
     Action::Close

@@ -253,6 +253,7 @@ impl Worker {
             });
             self.shared.conns.lock().insert(fd, info.clone());
             super::watch::conn_new(&self.shared, fd, &info.addr);
+            super::trace::conn_new(&self.shared, fd);
             let handoff = &self.shared.handoff;
             let to = handoff.pick(self.id);
             let arrival = Arrival { stream, fd, info };
@@ -360,6 +361,7 @@ impl Worker {
             conn.process(input.data(), &mut output, &ctx, budget)
         };
         conn.info.state.leave(before, used, conn.need, conn.swallow);
+        super::trace::replies(&self.shared, &output);
         if used > 0 {
             conn.info.last_cmd.store(self.shared.clock().now(), Ordering::Relaxed);
         }
@@ -456,6 +458,7 @@ impl Worker {
     fn release(&mut self, mut c: Conn, t: usize) {
         let _ = self.poll.registry().deregister(&mut c.stream);
         super::watch::conn_close(&self.shared, c.fd, &c.info.addr, c.info.state.errored());
+        super::trace::conn_closed(&self.shared, c.fd);
         self.shared.conns.lock().remove(&c.fd);
         self.shared.stats.global.curr_conns.fetch_sub(1, Ordering::Relaxed);
         self.shared.handoff.done(self.id);
