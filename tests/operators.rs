@@ -198,6 +198,13 @@ fn port_file_lists_what_the_port_flags_ask_for() {
                 assert!(Instant::now() < deadline, "{bin} {flags:?}: no port file");
                 std::thread::sleep(Duration::from_millis(10));
             };
+            if flags == ["-p", "-1", "-U", &b] {
+                // stats settings says -1 for a kernel-picked port
+                let tcp_port = text.lines().find_map(|l| l.strip_prefix("TCP INET: ")).unwrap().trim().parse().unwrap();
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                assert_eq!(stats(&mut s, "settings")["tcpport"], "-1", "{bin}");
+            }
             let ports: BTreeMap<&str, u16> = text
                 .lines()
                 .map(|l| l.split_once(": ").unwrap())

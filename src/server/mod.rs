@@ -3,8 +3,9 @@
 //! Owns: binding (`listener`), the worker event loops (`worker`), spreading connections over
 //! workers (`handoff`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
 //! `binary`, `meta`), UDP datagrams (`udp`), streamed metadumps (`dump`), run-time settings
-//! (`tunables`), SASL users (`sasl`), `stats` output (`report`), and the background
-//! maintenance thread (clock ticks, expiry crawling).
+//! (`tunables`), SASL users (`sasl`), `stats` output (`report`), what `stats conns` says a
+//! connection is doing (`connstate`), `watch` log streams (`watch`), `-vv` traces (`trace`),
+//! and the background maintenance thread (clock ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
 //!

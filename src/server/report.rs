@@ -169,8 +169,9 @@ pub fn settings(sh: &Shared) -> Pairs {
     let mut p = Pairs::with_capacity(90);
     push(&mut p, "maxbytes", sh.store.limit_bytes());
     push(&mut p, "maxconns", c.maxconns);
-    push(&mut p, "tcpport", c.port);
-    push(&mut p, "udpport", c.udp_port);
+    // `-p -1` / `-U -1` (kernel-picked ports) show as -1, as in memcached
+    push(&mut p, "tcpport", if c.tcp_ephemeral { -1 } else { c.port as i32 });
+    push(&mut p, "udpport", if c.udp_ephemeral { -1 } else { c.udp_port as i32 });
     push(&mut p, "inter", c.listen_str.clone().unwrap_or_else(|| "NULL".into()));
     push(&mut p, "verbosity", sh.verbosity.load(Ordering::Relaxed));
     push(&mut p, "oldest", 0);
