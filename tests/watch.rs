@@ -117,6 +117,15 @@ fn watch_replies_and_stats_as_memcached() {
         std::thread::sleep(Duration::from_millis(1200));
         assert_eq!(stats(&mut s, "")["log_watchers"], "0", "{name}: a closed watcher is forgotten");
     }
+    // The server closing a watcher's connection ends the stream too.
+    let srv = Server::start(&[]);
+    let mut w = srv.connect();
+    w.write_all(b"watch\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    w.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let (got, closed) = common::read_to_close(&mut w);
+    assert!(closed && got == b"OK\r\n", "{:?} closed={closed}", String::from_utf8_lossy(&got));
+    assert_eq!(stats(&mut srv.connect(), "")["log_watchers"], "0");
     for (name, srv) in servers(&["-W"]) {
         expect(&mut srv.connect(), b"watch\r\n", b"CLIENT_ERROR watch commands not allowed\r\n");
         eprintln!("{name}: ok");

@@ -58,6 +58,8 @@ pub fn current_fd() -> i32 {
 
 struct Watcher {
     fd: OwnedFd,
+    /// The connection's own descriptor: when the worker closes it, the watch ends too.
+    origin: i32,
     kinds: u8,
     /// Lines not yet sent; never more than the log buffer size.
     pending: Vec<u8>,
@@ -146,6 +148,7 @@ impl Watchers {
 
     /// Add a watcher on a duplicate of descriptor `fd`; its first line is `OK`.
     fn add(self: &Arc<Self>, fd: i32, kinds: u8) -> io::Result<()> {
+        let raw_origin = fd;
         // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor the calling worker owns and keeps open
         // for the duration of this call; the new descriptor is owned by the OwnedFd.
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
@@ -155,7 +158,7 @@ impl Watchers {
         // SAFETY: `dup` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(dup) };
         let mut list = self.list.lock();
-        list.push(Watcher { fd, kinds, pending: b"OK\r\n".to_vec(), skipped: 0 });
+        list.push(Watcher { fd, origin: raw_origin, kinds, pending: b"OK\r\n".to_vec(), skipped: 0 });
         self.recompute(&list);
         drop(list);
         self.writer.get_or_init(|| {
@@ -335,8 +338,14 @@ pub fn conn_new(sh: &Shared, fd: i32, addr: &str) {
     }
 }
 
-/// A connection is being closed: `normal` unless the server closed it for bad input.
+/// A connection is being closed: `normal` unless the server closed it for bad input. A watch
+/// on it ends (its duplicate descriptor would otherwise keep the socket open).
 pub fn conn_close(sh: &Shared, fd: i32, addr: &str, error: bool) {
+    if sh.watch.active.load(Ordering::Relaxed) != 0 {
+        let mut list = sh.watch.list.lock();
+        list.retain(|w| w.origin != fd);
+        sh.watch.recompute(&list);
+    }
     if sh.watch.wants(CONNEVENTS) {
         let (rip, rport, transport) = peer(addr);
         let reason = if error { "error" } else { "normal" };
@@ -372,7 +381,7 @@ mod tests {
         let w = Watchers::new(1024, true);
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let fd: OwnedFd = a.into();
-        w.list.lock().push(Watcher { fd, kinds: FETCHERS, pending: Vec::new(), skipped: 0 });
+        w.list.lock().push(Watcher { fd, origin: -1, kinds: FETCHERS, pending: Vec::new(), skipped: 0 });
         w.recompute(&w.list.lock());
         for _ in 0..100 {
             w.fetched(b"some-key", None);
