@@ -696,6 +696,7 @@ pub fn read_conf_file(
         }
         let mut one = vec!["rustcached".to_string()];
         one.extend(words.iter().cloned());
+        let one = expand_long_options(&one).map_err(|e| at(e.message.lines().next().unwrap_or("").into()))?;
         match Args::try_parse_from(&one) {
             Ok(a) => {
                 // value checks that clap cannot do (sizes, -o keys, protocol names)
@@ -710,7 +711,7 @@ pub fn read_conf_file(
                 return Err(at(first));
             }
         }
-        args.extend(words);
+        args.extend(one.into_iter().skip(1));
     }
     Ok((args, logfile))
 }
@@ -814,6 +815,13 @@ mod tests {
         assert!(read_conf_file(&p, true).unwrap_err().message.contains(":1: Illegal suboption"));
         std::fs::write(&p, "m 64\n").unwrap();
         assert!(read_conf_file(&p, true).unwrap_err().message.contains(":1: not a flag"));
+        std::fs::write(&p, "--thr=2\n--memory-l 64\n").unwrap();
+        assert_eq!(read_conf_file(&p, true).unwrap().0, ["--threads=2", "--memory-limit", "64"]);
+        std::fs::write(&p, "--memory 64\n").unwrap();
+        assert!(read_conf_file(&p, true)
+            .unwrap_err()
+            .message
+            .contains(":1: rustcached: option '--memory' is ambiguous"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

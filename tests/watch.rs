@@ -113,6 +113,11 @@ fn watch_replies_and_stats_as_memcached() {
         expect(&mut w, b"watch evictions\r\n", b"OK\r\n");
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(stats(&mut s, "")["log_watchers"], "1", "{name}");
+        let conns = stats(&mut s, "conns");
+        let watch_addr = format!("tcp:{}", w.local_addr().unwrap());
+        let fd =
+            conns.iter().find(|(k, v)| k.ends_with(":addr") && **v == watch_addr).unwrap().0.split(':').next().unwrap();
+        assert_eq!(conns[&format!("{fd}:state")], "conn_watch", "{name}");
         drop(w);
         std::thread::sleep(Duration::from_millis(1200));
         assert_eq!(stats(&mut s, "")["log_watchers"], "0", "{name}: a closed watcher is forgotten");

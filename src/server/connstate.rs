@@ -21,6 +21,8 @@ pub enum ConnState {
     Swallow,
     /// Its commands are being executed (the connection asking `stats conns` sees itself so).
     ParseCmd,
+    /// A `watch` log stream (stays so).
+    Watch,
 }
 
 impl ConnState {
@@ -31,14 +33,22 @@ impl ConnState {
             ConnState::Nread => "conn_nread",
             ConnState::Swallow => "conn_swallow",
             ConnState::ParseCmd => "conn_parse_cmd",
+            ConnState::Watch => "conn_watch",
         }
     }
 
     fn from_u8(v: u8) -> ConnState {
-        [ConnState::NewCmd, ConnState::Read, ConnState::Nread, ConnState::Swallow, ConnState::ParseCmd]
-            .get(v as usize)
-            .copied()
-            .unwrap_or(ConnState::Read)
+        [
+            ConnState::NewCmd,
+            ConnState::Read,
+            ConnState::Nread,
+            ConnState::Swallow,
+            ConnState::ParseCmd,
+            ConnState::Watch,
+        ]
+        .get(v as usize)
+        .copied()
+        .unwrap_or(ConnState::Read)
     }
 }
 
@@ -57,6 +67,11 @@ impl StateCell {
     fn set(&self, s: ConnState) {
         self.0.fetch_and(ERROR_BIT, Ordering::Relaxed);
         self.0.fetch_or(s as u8, Ordering::Relaxed);
+    }
+
+    /// The connection became a `watch` stream.
+    pub fn watching(&self) {
+        self.set(ConnState::Watch);
     }
 
     /// The server closes this connection for bad input (`watch connevents` says `error`).
@@ -78,6 +93,9 @@ impl StateCell {
     /// Processing ended having consumed `used` bytes, waiting for a data block (`need`) or
     /// discarding one (`swallow`).
     pub fn leave(&self, before: ConnState, used: usize, need: usize, swallow: usize) {
+        if before == ConnState::Watch || self.get() == ConnState::Watch {
+            return self.set(ConnState::Watch);
+        }
         self.set(if swallow > 0 {
             ConnState::Swallow
         } else if need > 0 {
@@ -111,5 +129,12 @@ mod tests {
         let before = c.enter();
         c.leave(before, 20, 0, 100);
         assert_eq!(c.get().name(), "conn_swallow");
+        let before = c.enter();
+        c.watching();
+        c.leave(before, 7, 0, 0);
+        assert_eq!(c.get().name(), "conn_watch");
+        let before = c.enter();
+        c.leave(before, 9, 0, 0);
+        assert_eq!(c.get().name(), "conn_watch", "stays");
     }
 }

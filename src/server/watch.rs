@@ -319,6 +319,8 @@ pub fn command(ctx: &Ctx<'_>, args: &[&[u8]], nargs: usize, out: &mut Vec<u8>) -
     let fd = current_fd();
     if fd < 0 || w.add(fd, kinds).is_err() {
         out.extend_from_slice(ERROR);
+    } else if let Some(info) = ctx.shared.conns.lock().get(&fd) {
+        info.state.watching();
     }
     Action::Continue
 }
