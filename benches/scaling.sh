@@ -11,8 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-5}
 command -v memcached >/dev/null || { apt-get update -qq && apt-get install -y -qq memcached >/dev/null; }
-cargo build --release --quiet --bin rustcached --bin rcbench
-B=./target/release/rcbench
+# The `perf` profile: the release build plus line tables for perf (see Cargo.toml).
+cargo build --profile perf --quiet --bin rustcached --example rcbench
+T=${CARGO_TARGET_DIR:-target}/perf
+B=$T/examples/rcbench
 U=(); [ "$(id -u)" = 0 ] && U=(-u root)
 PERF=$(command -v perf || true)
 echo "cores: $(nproc)"
@@ -20,7 +22,7 @@ printf '%-11s %3s %6s %12s %12s %10s\n' server t keys ops/s cpu_s/Mop lock_share
 for keys in 1000000 100; do
   for t in 1 2 4; do
     for srv in memcached rustcached; do
-      bin=memcached; [ $srv = rustcached ] && bin=./target/release/rustcached
+      bin=memcached; [ $srv = rustcached ] && bin=$T/rustcached
       $bin -p 23301 -t $t -m 1024 -c 4096 -U 0 -l 127.0.0.1 "${U[@]}" & pid=$!
       sleep 0.5
       $B --server 127.0.0.1:23301 --fill "$keys" --depth 64 --conns 8 >/dev/null

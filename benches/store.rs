@@ -1,5 +1,6 @@
 //! Criterion: the store alone (no sockets): get hits and misses, sets, and sets under eviction,
-//! on 1, 2 and 4 threads.
+//! on 1, 2 and 4 threads; and a large-value get reply built by copying the value (the old
+//! path) against pinning it and writing it from the item (`server::out::Out`).
 
 use std::sync::Arc;
 
@@ -75,5 +76,38 @@ fn bench_store(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_store);
+/// A get reply of one value written to a socket that takes everything: copy the value into the
+/// output buffer, or pin it and `writev` it from slab memory.
+fn bench_reply(c: &mut Criterion) {
+    use rustcached::server::out::Out;
+    let s = store(64);
+    let mut g = c.benchmark_group("reply");
+    for size in [1024usize, 16 * 1024, 100 * 1024, 1000 * 1000] {
+        let key = format!("v{size}").into_bytes();
+        s.store(&StoreReq::new(Mode::Set, &key, &vec![b'x'; size], 0, 0));
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut buf: Vec<u8> = Vec::with_capacity(2 << 20);
+        g.bench_function(format!("copy_{size}"), |b| {
+            b.iter(|| {
+                buf.clear();
+                buf.extend_from_slice(b"VALUE k 0 n\r\n");
+                s.get(&key, GetOpts::GET, |e| buf.extend_from_slice(e.value())).ok();
+                buf.extend_from_slice(b"\r\nEND\r\n");
+                std::io::Write::write_all(&mut std::io::sink(), &buf).ok()
+            })
+        });
+        let mut out = Out::with_capacity(64 * 1024);
+        g.bench_function(format!("pin_{size}"), |b| {
+            b.iter(|| {
+                out.extend_from_slice(b"VALUE k 0 n\r\n");
+                s.get(&key, GetOpts::GET, |e| out.value(e, &s)).ok();
+                out.extend_from_slice(b"\r\nEND\r\n");
+                out.write_to(&mut std::io::sink()).ok()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_store, bench_reply);
 criterion_main!(benches);

@@ -88,7 +88,7 @@ pub struct Args {
     /// Minimum space allocated for key + value + flags
     #[arg(short = 'n', long = "slab-min-size", default_value_t = 48)]
     pub min_size: usize,
-    /// Try to use large memory pages (accepted, ignored)
+    /// Use large memory pages (transparent huge pages; refused when the kernel has them off)
     #[arg(short = 'L', long = "enable-largepages")]
     pub largepages: bool,
     /// Delimiter between key prefixes and IDs for `stats detail` (turns detail on)
@@ -106,16 +106,16 @@ pub struct Args {
     /// TCP listen backlog
     #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
     pub backlog: i32,
-    /// Protocol: auto, ascii or binary
-    #[arg(short = 'B', long = "protocol", default_value = "auto")]
-    pub protocol: String,
+    /// Protocol: auto, ascii or binary [default: auto]
+    #[arg(short = 'B', long = "protocol")]
+    pub protocol: Option<String>,
     /// Maximum item size (k/m suffixes allowed)
     #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
     pub max_item_size: String,
     /// Turn on SASL authentication (binary protocol)
     #[arg(short = 'S', long = "enable-sasl")]
     pub sasl: bool,
-    /// Allow the `shutdown` command
+    /// Allow the `shutdown` command (and `config set cluster` with `--cluster-file`)
     #[arg(short = 'A', long = "enable-shutdown")]
     pub enable_shutdown: bool,
     /// Disable `flush_all`
@@ -127,16 +127,16 @@ pub struct Args {
     /// Disable `watch`
     #[arg(short = 'W', long = "disable-watch")]
     pub disable_watch: bool,
-    /// ASCII authentication file (not supported; see README)
+    /// ASCII authentication: text connections log in with a `user:password` of this file
     #[arg(short = 'Y', long = "auth-file")]
     pub auth_file: Option<PathBuf>,
-    /// Memory file for restartable cache (not supported; see README)
+    /// Memory file for restartable cache (refused: nothing is kept across restarts)
     #[arg(short = 'e', long = "memory-file")]
     pub memory_file: Option<PathBuf>,
     /// Return errors instead of evicting items when memory is full
     #[arg(short = 'M', long = "disable-evictions")]
     pub disable_evictions: bool,
-    /// NAPI ids (accepted, ignored)
+    /// NAPI ids (refused: connections are spread over workers by load)
     #[arg(short = 'N', long = "napi-ids")]
     pub napi_ids: Option<u32>,
     /// TLS (not supported; see README)
@@ -148,6 +148,9 @@ pub struct Args {
     /// Read flags from a memcached.conf-style file (one flag per line, `#` comments)
     #[arg(long = "conf-file")]
     pub conf_file: Option<PathBuf>,
+    /// Serve this node list to ElastiCache auto-discovery clients (`config get cluster`)
+    #[arg(long = "cluster-file")]
+    pub cluster_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -301,6 +304,11 @@ pub struct Config {
     pub binding: Binding,
     pub item_size_max: usize,
     pub sasl: bool,
+    /// ASCII auth (`-Y`): the `user:password` file text connections log in with.
+    pub auth_file: Option<PathBuf>,
+    /// `-L`: checked against the kernel's transparent huge pages at startup (item memory is
+    /// always advised `MADV_HUGEPAGE`).
+    pub largepages: bool,
     pub shutdown_command: bool,
     pub flush_enabled: bool,
     pub dump_enabled: bool,
@@ -344,6 +352,11 @@ pub struct Config {
     pub metrics_addr: IpAddr,
     /// Log to this file instead of stderr (`logfile` in a conf file).
     pub logfile: Option<PathBuf>,
+    /// Our addition: `--cluster-file` and the node list read from it by `from_args` (so a bad
+    /// file stops startup as a usage error, exit 64, with `file:line:`).
+    pub cluster: Option<(PathBuf, Vec<crate::cluster::Member>)>,
+    /// Startup warnings for accepted settings that change nothing (printed by `main`).
+    pub warnings: Vec<String>,
 }
 
 /// A configuration error: the message memcached would print, and the exit code.
@@ -438,7 +451,7 @@ impl Config {
         if a.min_size == 0 {
             return Err(ConfigError { message: "Chunk size must be greater than 0".into(), code: 1 });
         }
-        let binding = match a.protocol.as_str() {
+        let binding = match a.protocol.as_deref().unwrap_or("auto") {
             "auto" => Binding::Auto,
             "binary" => Binding::Binary,
             "ascii" => Binding::Ascii,
@@ -456,14 +469,32 @@ impl Config {
         if a.ssl {
             return Err(usage("TLS (-Z) is not supported by this build; terminate TLS in front of rustcached"));
         }
-        if a.auth_file.is_some() {
-            return Err(usage("ASCII authentication (-Y) is not supported yet"));
+        if a.memory_file.is_some() {
+            return Err(usage(
+                "Restartable cache files (-e) are not supported: rustcached keeps no items across restarts",
+            ));
+        }
+        if a.napi_ids.is_some() {
+            return Err(usage(
+                "NAPI ID worker affinity (-N) is not supported: connections are spread over the workers by load",
+            ));
         }
         if a.sasl && binding == Binding::Ascii {
             return Err(usage("ERROR: You cannot allow the ASCII protocol while using SASL."));
         }
         if a.sasl && a.udp_port != 0 {
             return Err(usage("ERROR: Cannot enable UDP while using binary SASL authentication."));
+        }
+        if a.auth_file.is_some() {
+            // -Y makes the binding ASCII; asking for another is an error (memcached's checks)
+            if a.protocol.is_some() && binding != Binding::Ascii {
+                return Err(usage(
+                    "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
+                ));
+            }
+            if a.udp_port != 0 {
+                return Err(usage("Cannot use UDP with ascii authentication enabled (-U 0 to disable)"));
+            }
         }
         let port_number = |p: i32, which: &str| -> Result<(u16, bool), ConfigError> {
             match p {
@@ -501,7 +532,15 @@ impl Config {
             reqs_per_event: a.reqs_per_event as usize,
             use_cas: !a.disable_cas,
             backlog: a.backlog,
-            binding: if a.sasl { Binding::Binary } else { binding },
+            binding: if a.auth_file.is_some() {
+                Binding::Ascii
+            } else if a.sasl {
+                Binding::Binary
+            } else {
+                binding
+            },
+            auth_file: a.auth_file.clone(),
+            largepages: a.largepages,
             item_size_max,
             sasl: a.sasl,
             shutdown_command: a.enable_shutdown,
@@ -541,6 +580,11 @@ impl Config {
             metrics_port: 0,
             metrics_addr: IpAddr::from([127, 0, 0, 1]),
             logfile: None,
+            cluster: match &a.cluster_file {
+                Some(p) => Some((p.clone(), crate::cluster::load_file(p).map_err(usage)?)),
+                None => None,
+            },
+            warnings: Vec::new(),
         };
         for opt in &a.extended {
             c.apply_extended(opt)?;
@@ -558,6 +602,11 @@ impl Config {
             });
         }
         Ok(c)
+    }
+
+    /// Record that `-o key` is accepted (memcached accepts it) but changes nothing, and why.
+    fn no_effect(&mut self, key: &str, why: &str) {
+        self.warnings.push(format!("warning: -o {key} has no effect: {why}"));
     }
 
     fn apply_extended(&mut self, opt: &str) -> Result<(), ConfigError> {
@@ -587,10 +636,12 @@ impl Config {
                 }
                 self.hashpower_init = hp;
             }
-            "no_hashexpand" => {}
+            "no_hashexpand" => self
+                .no_effect(key, "the index grows one lock stripe at a time, with no table-wide expansion to turn off"),
             "slab_reassign" => self.slab_reassign = true,
             "no_slab_reassign" => self.slab_reassign = false,
             "slab_automove" => self.slab_automove = num(val.or(Some("1")))?,
+            "no_slab_automove" => self.slab_automove = 0,
             "slab_automove_ratio" => self.slab_automove_ratio = float(val)?,
             "slab_automove_window" => self.slab_automove_window = num(val)?,
             "slab_chunk_max" => self.slab_chunk_max = parse_size(val.ok_or_else(bad)?, 1).ok_or_else(bad)?,
@@ -618,7 +669,15 @@ impl Config {
             "worker_logbuf_size" => self.worker_logbuf_size = num(val)?.saturating_mul(1024),
             "read_buf_mem_limit" => self.read_buf_mem_limit = num(val)?.saturating_mul(1024 * 1024),
             "track_sizes" => self.track_sizes = true,
-            "tail_repair_time" => self.tail_repair_time = num(val)?,
+            "tail_repair_time" => {
+                self.tail_repair_time = num(val)?;
+                if self.tail_repair_time < 10 {
+                    return Err(ConfigError {
+                        message: "Cannot set tail_repair_time to less than 10 seconds".into(),
+                        code: 1,
+                    });
+                }
+            }
             "hash_algorithm" => match val {
                 Some(h @ ("jenkins" | "murmur3" | "xxh3")) => self.hash_algorithm = h.to_string(),
                 _ => return Err(bad()),
@@ -638,16 +697,24 @@ impl Config {
                 self.lru_segmented = false;
                 self.lru_maintainer = false;
                 self.lru_crawler = false;
+                self.hash_algorithm = "jenkins".into();
             }
-            "inline_ascii_resp"
-            | "no_inline_ascii_resp"
-            | "no_chunked_items"
-            | "drop_privileges"
-            | "no_drop_privileges"
-            | "relaxed_privileges"
-            | "lru_segmented"
-            | "no_lru_segmented"
-            | "large_memory_pages" => {}
+            // Accepted because memcached 1.6.18 accepts them, but said to do nothing at startup.
+            "inline_ascii_resp" | "no_inline_ascii_resp" => {
+                self.no_effect(key, "memcached 1.6 ignores it too (replies are never inlined in items)")
+            }
+            "no_chunked_items" => {
+                self.no_effect(key, "items are never chunked here (items above slab_chunk_max use a page-sized class)")
+            }
+            "drop_privileges" | "no_drop_privileges" => self.no_effect(
+                key,
+                "there is no seccomp filter of our own (the systemd unit's SystemCallFilter= restricts system calls)",
+            ),
+            // memcached's test harness (t/lib/MemcachedTest.pm) passes it
+            "relaxed_privileges" => self.no_effect(key, "there is no seccomp filter of our own to relax"),
+            "resp_obj_mem_limit" => {
+                self.warnings.push("DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,".into())
+            }
             "debug_time" => self.debug_time = true,
             "metrics_port" => self.metrics_port = val.and_then(|v| v.parse().ok()).ok_or_else(bad)?,
             "metrics_addr" => self.metrics_addr = val.and_then(|v| v.parse().ok()).ok_or_else(bad)?,

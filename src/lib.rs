@@ -2,6 +2,8 @@
 //!
 //! Module map:
 //! - `config`: memcached's command line (clap) and validated settings.
+//! - `cluster`: ElastiCache-style auto-discovery: the `--cluster-file` node list, its version
+//!   and the `config get cluster` reply bytes.
 //! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, `binary`, UDP
 //!   framing in `udp`, metadump lines in `metadump`, number rules in `num`).
 //! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry. No protocol;
@@ -10,6 +12,7 @@
 //!   only code seeing both protocols and storage.
 //! - `stats`: per-worker counters, read by `stats` without stopping anyone.
 //! - `metrics`: the optional Prometheus endpoint (`-o metrics_port=N`).
+//! - `limits`: `-k` (mlockall), `-r` (core-file limit) and `-L` (huge-page check) at startup.
 //! - `ring`: client-side placement (libmemcached-compatible ketama, jump hash) for running many
 //!   independent nodes; used by the `rustcached-ring` command.
 //!
@@ -28,7 +31,10 @@
 //! Dependency direction: `server` -> `protocol`, `storage`, `stats`; `protocol` and `storage`
 //! know nothing of each other or of sockets.
 
+pub mod cluster;
 pub mod config;
+pub mod limits;
+pub mod memcached;
 pub mod metrics;
 pub mod protocol;
 pub mod ring;

@@ -57,7 +57,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.license {
-        println!("rustcached is distributed under the BSD 3-Clause license, like memcached.");
+        // The whole notice, as memcached -i prints its own: the license asks binary
+        // redistributions to reproduce it, and the binary is sometimes all that is shipped.
+        print!("{}", include_str!("../LICENSE"));
         return ExitCode::SUCCESS;
     }
     let mut config = match Config::from_args(&args) {
@@ -68,6 +70,9 @@ fn main() -> ExitCode {
         }
     };
     config.logfile = logfile;
+    for warning in &config.warnings {
+        eprintln!("{warning}"); // accepted settings that change nothing say so
+    }
     if let Err(e) = init_logging(config.verbose, config.logfile.as_deref()) {
         eprintln!("{e}");
         return ExitCode::from(EX_OSERR as u8);
@@ -119,6 +124,14 @@ fn run(config: Config) -> Result<(), (String, u8)> {
     let signals = process::install_signals().map_err(|e| (format!("signals: {e}"), os_err))?;
     process::check_root(&config).map_err(|m| (m, EX_USAGE as u8))?;
     let user = process::find_user(&config).map_err(|m| (m, EX_NOUSER as u8))?;
+    // -L, -r, -Y: memcached's checks and exit codes
+    if config.largepages {
+        rustcached::limits::check_large_pages().map_err(|m| (m, 1))?;
+    }
+    if config.coredumps {
+        rustcached::limits::raise_core_limit().map_err(|m| (m, rustcached::limits::EX_OSERR))?;
+    }
+    rustcached::server::asciiauth::AuthFile::check_file(config.auth_file.as_deref()).map_err(|m| (m, 1))?;
     if config.maxconns <= rustcached::server::report::RESERVED_FDS + 2 {
         return Err(("Maxconns setting is too low, use -c to increase.".into(), 1));
     }
@@ -127,6 +140,11 @@ fn run(config: Config) -> Result<(), (String, u8)> {
     process::drop_privileges(user).map_err(|m| (m, os_err))?;
     if config.daemon {
         process::daemonize(&config).map_err(|m| (m, os_err))?;
+    }
+    if config.lock_memory {
+        if let Err(warning) = rustcached::limits::lock_memory() {
+            eprintln!("{warning}"); // memcached warns and carries on
+        }
     }
     let pidfile = process::PidFile::create(config.pidfile.as_deref());
     let handle = server.handle();

@@ -163,7 +163,8 @@ impl std::io::Write for LogFile {
     }
 }
 
-/// SIGTERM/SIGINT/SIGUSR1 stop the server; SIGHUP reopens the log file.
+/// SIGTERM/SIGINT/SIGUSR1 stop the server; SIGHUP reopens the log file and re-reads
+/// `--cluster-file`.
 /// Catch the signals we handle. Called first thing, so that a SIGHUP (log rotation) arriving
 /// while we start up cannot kill the process with its default action.
 pub fn install_signals() -> std::io::Result<Signals> {
@@ -178,6 +179,8 @@ pub fn spawn_signal_thread(mut signals: Signals, handle: ServerHandle) -> std::i
                 SIGHUP => {
                     LogFile::reopen();
                     log::info!("SIGHUP received: log file reopened");
+                    handle.reload_cluster();
+                    handle.reload_auth_file();
                 }
                 s => {
                     log::info!("signal {s} received, shutting down");

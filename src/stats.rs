@@ -106,6 +106,7 @@ thread_counters!(
     conn_yields,
     auth_cmds,
     auth_errors,
+    idle_kicks,
     meta_cmds,
     store_too_large,
     store_no_memory,

@@ -735,10 +735,10 @@ fn memcache_crate_binary_client() {
 
 #[test]
 fn memccapable_binary_passes() {
-    if std::process::Command::new("memccapable").arg("--help").output().is_err() {
-        eprintln!("memccapable not installed; skipped (CI installs it)");
-        return;
-    }
+    common::needs(
+        std::process::Command::new("memccapable").arg("--help").output().is_ok(),
+        "memccapable (apt-get install libmemcached-tools)",
+    );
     let srv = Server::start(&[]);
     let out = std::process::Command::new("memccapable")
         .args(["-h", "127.0.0.1", "-p", &srv.port.to_string(), "-b"])

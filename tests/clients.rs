@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{memcached_bin, Server};
+use common::{memcached_bin, require, Server};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,18 +29,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(30);
 
 fn script(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(rel).display().to_string()
-}
-
-/// Fail (not skip) when `program args` does not succeed: the test needs `install`.
-fn require(program: &str, args: &[&str], install: &str) {
-    let ok = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "`{program} {}` failed: {install} (.ci/run installs it)", args.join(" "));
 }
 
 /// Run a client script to completion (killed after `RUN_LIMIT`) and return its stdout.
@@ -105,13 +93,7 @@ fn assert_transcript(server: &str, what: &str, got: &str, expected: &str) {
 /// The servers a client runs against: memcached first when it is installed (a wrong
 /// expectation shows up against the oracle), then rustcached.
 fn servers() -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    match memcached_bin() {
-        Some(mc) => out.push(("memcached 1.6.18", mc)),
-        None => eprintln!("memcached is not installed: checking rustcached only"),
-    }
-    out.push(("rustcached", common::rustcached_bin()));
-    out
+    vec![("memcached 1.6.18", memcached_bin()), ("rustcached", common::rustcached_bin())]
 }
 
 /// Run `program args {PORT}` against a fresh server of each kind; every transcript must be

@@ -179,10 +179,7 @@ fn memcached_tool(srv: &Server, args: &[&str]) -> String {
 /// hangs up mid-dump, which must leave the server serving.
 #[test]
 fn memcached_tool_dump_restores_into_another_node() {
-    if !std::path::Path::new(MEMCACHED_TOOL).exists() {
-        eprintln!("skipped: {MEMCACHED_TOOL} not installed (apt-get install memcached)");
-        return;
-    }
+    common::needs(std::path::Path::new(MEMCACHED_TOOL).exists(), "memcached-tool (apt-get install memcached)");
     let src = Server::start(&[]);
     let mut s = src.connect();
     for i in 0..50 {

@@ -18,3 +18,8 @@ fn wildcard_matching() {
     assert!(common::golden::matches(b"a{*}b{*}c", b"axxbyyc"));
     assert!(!common::golden::matches(b"END\r\n", b"END\r\nEND\r\n"));
 }
+
+#[test]
+fn ascii_auth_matches_memcached() {
+    common::golden::check("tests/cases/asciiauth.cases");
+}

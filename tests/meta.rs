@@ -105,8 +105,8 @@ fn added_flags_are_byte_exact() {
             let got = common::roundtrip(&mut s, send.as_bytes(), reply.len());
             assert_eq!(String::from_utf8_lossy(&got), *reply, "[{}] rustcached, sent {send:?}", add.name);
         }
-        if let Some(mc) = common::memcached_bin() {
-            let oracle = Server::start_bin(mc, &[]);
+        {
+            let oracle = Server::start_bin(common::memcached_bin(), &[]);
             let mut s = oracle.connect();
             for (send, _, reply) in add.steps {
                 let got = common::roundtrip(&mut s, send.as_bytes(), reply.len());

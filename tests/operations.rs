@@ -121,10 +121,10 @@ fn broken_conf_files_are_refused_with_file_and_line() {
 
 #[test]
 fn systemd_socket_activation_is_adopted() {
-    if Command::new("systemd-socket-activate").arg("--help").output().is_err() {
-        eprintln!("systemd-socket-activate missing: skipped");
-        return;
-    }
+    common::needs(
+        Command::new("systemd-socket-activate").arg("--help").output().is_ok(),
+        "systemd-socket-activate (apt-get install systemd)",
+    );
     let port = free_port();
     let mut cmd = Command::new("systemd-socket-activate");
     cmd.args(["-l", &format!("127.0.0.1:{port}"), "--", rustcached_bin(), "-p", "1"]);

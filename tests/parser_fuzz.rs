@@ -128,3 +128,112 @@ fn udp_framing_invariants_hold_on_random_bytes() {
         assert_eq!(total, d.len());
     }
 }
+
+/// The `--cluster-file` and `config set cluster` parsers (same invariants as fuzz/cluster.rs):
+/// an accepted file has nodes with a host and a port, a refusal names a line of the file, and
+/// an accepted payload is served back as the same bytes' meaning.
+#[test]
+fn cluster_parser_invariants_hold_on_mutated_files() {
+    use rustcached::cluster::{encode_payload, parse, parse_payload};
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    let seeds: &[&[u8]] = &[
+        b"# nodes\nnode1|10.0.0.1|11211\n10.0.0.2:11212 # comment\n\n[::1]:11213\n",
+        b"3\nnode1|10.0.0.1|11211 node2|10.0.0.2|11212\n",
+        b"a:1\n",
+    ];
+    let pieces: &[&[u8]] =
+        &[b"|", b":", b"#", b" ", b"\n", b"\r", b"[", b"]", b"0", b"65536", b"::", b"\xc3\xa9", b"\t"];
+    for _ in 0..20_000 {
+        let mut d = seeds[rng.below(seeds.len())].to_vec();
+        for _ in 0..rng.below(5) {
+            let pos = rng.below(d.len() + 1);
+            match rng.below(3) {
+                0 => d.splice(pos..pos, pieces[rng.below(pieces.len())].iter().copied()).for_each(drop),
+                1 if !d.is_empty() => {
+                    d.remove(pos.min(d.len() - 1));
+                }
+                _ => d.insert(pos, rng.next() as u8),
+            }
+        }
+        if let Ok(text) = std::str::from_utf8(&d) {
+            match parse(text) {
+                Ok(nodes) => {
+                    assert!(!nodes.is_empty());
+                    for n in &nodes {
+                        assert!(n.port != 0 && !n.host.is_empty(), "{text:?}");
+                        assert!(!n.host.contains(|c: char| c.is_whitespace() || c == '|' || c == '#'), "{text:?}");
+                    }
+                }
+                Err(e) => assert!(e.line >= 1 && e.line <= text.lines().count().max(1), "{text:?}: {e}"),
+            }
+        }
+        if let Ok((version, members)) = parse_payload(&d) {
+            let mut again = Vec::new();
+            encode_payload(version, &members, &mut again);
+            assert_eq!(parse_payload(&again), Ok((version, members)));
+        }
+    }
+}
+
+/// ASCII auth (`-Y`): mutated logins and password files through `protocol::asciiauth`.
+/// Invariants: consumed bytes are within the input and every strict prefix of a complete
+/// request is incomplete (or junk to close); credentials are non-empty tokens without spaces or
+/// NULs; a file never yields more than 8 entries, users never hold `:` or NUL, passwords never
+/// hold CR, LF or NUL.
+#[test]
+fn ascii_auth_parsers_invariants_hold_on_mutated_input() {
+    use rustcached::protocol::asciiauth::{login, parse_file, Login, MAX_ENTRIES};
+    const LOGINS: &[&[u8]] = &[
+        b"set foo 0 0 7\r\nfoo bar\r\n",
+        b"set a b c 11 noreply\r\nfoo bar baz\r\n",
+        b"get foo\r\n",
+        b"set foo 0 0 0\r\n\r\n",
+        b"a:b\nc:d:e\r\n",
+        b"u:p",
+    ];
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for _ in 0..50_000 {
+        let mut input = LOGINS[rng.below(LOGINS.len())].to_vec();
+        for _ in 0..rng.below(6) {
+            let pos = rng.below(input.len() + 1);
+            match rng.below(4) {
+                0 => input.insert(pos, rng.next() as u8),
+                1 if !input.is_empty() => {
+                    input.remove(pos.min(input.len() - 1));
+                }
+                _ => {
+                    let t = [&b" "[..], b"\r\n", b"\n", b"\0", b":", b"-1", b"4294967296", b"16383"][rng.below(8)];
+                    input.splice(pos..pos, t.iter().copied());
+                }
+            }
+        }
+        let consumed = match login(&input) {
+            Login::Incomplete { need } => {
+                assert!(need == 0 || need > input.len());
+                None
+            }
+            Login::Close => None,
+            Login::Refused { consumed, reply } => {
+                assert!(reply.starts_with(b"CLIENT_ERROR ") && reply.ends_with(b"\r\n"));
+                Some(consumed)
+            }
+            Login::Credentials { consumed, user, pass } => {
+                for t in [user, pass] {
+                    assert!(!t.is_empty() && !t.contains(&b' ') && !t.contains(&0));
+                }
+                Some(consumed)
+            }
+        };
+        if let Some(n) = consumed {
+            assert!(n <= input.len() && n > 0);
+            assert!(matches!(login(&input[..n - 1]), Login::Incomplete { .. } | Login::Close));
+        }
+        if let Ok(entries) = parse_file(&input) {
+            assert!(entries.len() <= MAX_ENTRIES);
+            for (user, pass) in entries.iter() {
+                assert!(!user.contains(&b':') && !user.contains(&0));
+                assert!(!pass.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)));
+            }
+        }
+    }
+}

@@ -126,10 +126,10 @@ fn notify_socket_gets_ready_then_stopping() {
 
 #[test]
 fn memcstat_reads_our_stats() {
-    if Command::new("memcstat").arg("--help").output().is_err() {
-        eprintln!("memcstat not installed; skipped (CI installs it)");
-        return;
-    }
+    common::needs(
+        Command::new("memcstat").arg("--help").output().is_ok(),
+        "memcstat (apt-get install libmemcached-tools)",
+    );
     let srv = Server::start(&[]);
     let out = Command::new("memcstat").arg(format!("--servers=127.0.0.1:{}", srv.port)).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -143,13 +143,18 @@ fn sigterm_under_load_loses_no_acknowledged_reply() {
     let srv = Server::start(&[]);
     let mut s = srv.connect();
     let mut reader = s.try_clone().unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen2 = seen.clone();
     let done = std::thread::spawn(move || {
         let mut got = Vec::new();
         let mut buf = [0u8; 65536];
         loop {
             match reader.read(&mut buf) {
                 Ok(0) | Err(_) => return got,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    seen2.store(got.len(), std::sync::atomic::Ordering::Relaxed);
+                }
             }
         }
     });
@@ -157,6 +162,11 @@ fn sigterm_under_load_loses_no_acknowledged_reply() {
     let batch: Vec<u8> = (0..2000).flat_map(|i| format!("set load{i} 0 0 5\r\nvalue\r\n").into_bytes()).collect();
     for _ in 0..5 {
         s.write_all(&batch).unwrap();
+    }
+    // Mid-stream: once replies flow (on a loaded machine the first may take a while).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.load(std::sync::atomic::Ordering::Relaxed) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
     }
     let pid = srv.child.id() as i32;
     // SAFETY: signalling our child.
@@ -195,7 +205,7 @@ fn command_line_errors_are_getopts_with_memcacheds_exit_code() {
             "PROG: option '--p=2' is ambiguous; possibilities: '--port' '--pidfile' '--protocol'\nIllegal argument \"?\"\n",
         ),
     ];
-    let bins: Vec<&str> = std::iter::once(rustcached_bin()).chain(common::memcached_bin()).collect();
+    let bins = [rustcached_bin(), common::memcached_bin()];
     for bin in bins {
         for (args, want) in cases {
             assert_eq!(run_bin(bin, args, &[]), (1, want.to_string()), "{bin} {args:?}");
@@ -211,7 +221,7 @@ fn unknown_user_exits_67_before_binding() {
     }
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
-    let bins: Vec<&str> = std::iter::once(rustcached_bin()).chain(common::memcached_bin()).collect();
+    let bins = [rustcached_bin(), common::memcached_bin()];
     for bin in bins {
         // the port is taken too: the user is checked first, as memcached does
         let got = run_bin(bin, &["-u", "no-such-user-13", "-p", &port, "-l", "127.0.0.1"], &[]);
@@ -241,7 +251,7 @@ fn bind_failure_names_the_port() {
     let v6_ok = v6.bind(&format!("[::]:{port}").parse::<std::net::SocketAddr>().unwrap().into()).is_ok();
     let _ = v6.listen(1);
     let p = port.to_string();
-    let bins: Vec<&str> = std::iter::once(rustcached_bin()).chain(common::memcached_bin()).collect();
+    let bins = [rustcached_bin(), common::memcached_bin()];
     for bin in bins {
         if !v6_ok {
             break; // no IPv6 here: the v6 bind would not be tried the same way
@@ -267,7 +277,7 @@ fn ephemeral_ports_are_reported_in_the_port_file() {
     // memcached writes the file after dropping root for `-u nobody`
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let bins: Vec<&str> = std::iter::once(rustcached_bin()).chain(common::memcached_bin()).collect();
+    let bins = [rustcached_bin(), common::memcached_bin()];
     let mut shapes = Vec::new();
     for (i, bin) in bins.iter().enumerate() {
         let file = dir.join(format!("ports-{i}"));

@@ -9,7 +9,7 @@
 //! * twemproxy (`nutcracker`, ketama + md5, auto-eject) in front of three nodes.
 //!
 //! Everything listens on 127.0.0.1, counts are bounded, and every process started here is
-//! stopped on drop. A live test is skipped (with a message) only when its external tool
+//! stopped on drop. A live test fails when its external tool
 //! (python3-pylibmc, libspymemcached-java + java, nutcracker) is not installed.
 
 mod common;
@@ -319,10 +319,7 @@ fn pylibmc(servers: &str, behavior: &str, action: &str, prefix: &str, count: usi
 
 #[test]
 fn pylibmc_and_rust_ring_share_three_live_nodes() {
-    if !pylibmc_available() {
-        eprintln!("skipping pylibmc_and_rust_ring_share_three_live_nodes: python3-pylibmc is not installed");
-        return;
-    }
+    common::needs(pylibmc_available(), "python3-pylibmc");
     const N: usize = 3000;
     let mut nodes: Vec<Option<Server>> = (0..3).map(|_| Some(Server::start(&["-m", "16"]))).collect();
     let ports: Vec<u16> = nodes.iter().map(|n| n.as_ref().unwrap().port).collect();
@@ -400,12 +397,7 @@ fn java_available() -> bool {
 
 #[test]
 fn spymemcached_ketama_writes_where_our_ring_says() {
-    if !Path::new(SPYMEMCACHED_JAR).exists() || !java_available() {
-        eprintln!(
-            "skipping spymemcached_ketama_writes_where_our_ring_says: libspymemcached-java or java is not installed"
-        );
-        return;
-    }
+    common::needs(Path::new(SPYMEMCACHED_JAR).exists() && java_available(), "libspymemcached-java and java");
     const N: usize = 2000;
     let nodes: Vec<Server> = (0..3).map(|_| Server::start(&["-m", "16"])).collect();
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
@@ -506,10 +498,7 @@ fn retry_cmd(conn: &mut Conn, req: &str, tries: usize) -> (String, usize) {
 
 #[test]
 fn twemproxy_ketama_in_front_of_three_nodes() {
-    let Some(bin) = nutcracker_bin() else {
-        eprintln!("skipping twemproxy_ketama_in_front_of_three_nodes: nutcracker is not installed");
-        return;
-    };
+    let bin = nutcracker_bin().expect("nutcracker (twemproxy) is not installed (.ci/run installs it)");
     const N: usize = 1500;
     let mut nodes: Vec<Option<Server>> = (0..3).map(|_| Some(Server::start(&["-m", "16"]))).collect();
     let ports: Vec<u16> = nodes.iter().map(|n| n.as_ref().unwrap().port).collect();

@@ -88,7 +88,5 @@ fn dash_vv_prints_memcacheds_lines() {
     ] {
         assert!(ours.iter().any(|l| l == want), "{want:?} missing in {ours:#?}");
     }
-    if let Some(mc) = common::memcached_bin() {
-        assert_eq!(ours, traces(mc), "rustcached's, then memcached's");
-    }
+    assert_eq!(ours, traces(common::memcached_bin()), "rustcached's, then memcached's");
 }

@@ -14,10 +14,8 @@ fn servers() -> Vec<(&'static str, Server, u16)> {
     let mut v = Vec::new();
     let u = free_port();
     v.push(("rustcached", Server::start(&["-U", &u.to_string()]), u));
-    if let Some(mc) = common::memcached_bin() {
-        let u = free_port();
-        v.push(("memcached", Server::start_bin(mc, &["-U", &u.to_string()]), u));
-    }
+    let u = free_port();
+    v.push(("memcached", Server::start_bin(common::memcached_bin(), &["-U", &u.to_string()]), u));
     v
 }
 

@@ -3,7 +3,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use rustcached::protocol::binary::{
-    parse, parse_header, parse_limited, write_response, Frame, Limits, Status, HEADER_LEN, KEY_MAX_LENGTH,
+    assemble, parse, parse_header, parse_limited, store_head, write_response, Frame, Limits, Status, HEADER_LEN,
+    KEY_MAX_LENGTH,
 };
 
 /// Prefixes checked per input (every one for small frames, a spread for large ones).
@@ -18,7 +19,29 @@ fuzz_target!(|data: &[u8]| {
     };
     check(data, parse(data, KEY_MAX_LENGTH), |b| parse(b, KEY_MAX_LENGTH));
     check(data, parse_limited(data, &limits), |b| parse_limited(b, &limits));
+    check_store_head(data, &limits);
 });
+
+/// A storage head is reported only for an incomplete frame whose head is all there; the request
+/// rebuilt from it is the one the complete frame would parse to, without its value.
+fn check_store_head(data: &[u8], limits: &Limits) {
+    let Some(h) = store_head(data, limits) else { return };
+    assert!(h.head_len <= data.len() && data.len() < h.total);
+    assert_eq!(h.head_len + h.value_len, h.total);
+    let req = assemble(&data[..h.head_len]);
+    assert_eq!(req.key, h.key);
+    assert!(req.value.is_empty());
+    // Completing the value gives a request with the same head.
+    let mut full = data[..h.head_len].to_vec();
+    full.resize(h.total, b'v');
+    match parse_limited(&full, limits) {
+        Frame::Request(r, n) => {
+            assert_eq!(n, h.total);
+            assert_eq!((r.opcode, r.opaque, r.cas, r.extras, r.key, r.command), (req.opcode, req.opaque, req.cas, req.extras, req.key, req.command));
+        }
+        other => panic!("completed storage head parses as {other:?}"),
+    }
+}
 
 fn check<'a>(data: &'a [u8], frame: Frame<'a>, reparse: impl Fn(&'a [u8]) -> Frame<'a>) {
     match frame {

@@ -7,6 +7,7 @@ use clap::Parser;
 use rustcached::ring::{self, Algorithm, Node, Ring};
 use std::process::ExitCode;
 
+// pub(crate): xtask/ compiles this file as a module to render rustcached-ring(1) from `Args`.
 #[derive(Parser, Debug)]
 #[command(
     name = "rustcached-ring",
@@ -21,7 +22,7 @@ use std::process::ExitCode;
         php-memcached LIBKETAMA_COMPATIBLE, twemproxy ketama + md5), ketama-md5 (pylibmc ketama + hash md5), \
         ketama-default (pylibmc ketama with its default one-at-a-time hash), jump."
 )]
-struct Args {
+pub(crate) struct Args {
     /// Comma-separated host:port[:weight] list (order matters only for jump).
     #[arg(long, value_name = "LIST")]
     servers: String,

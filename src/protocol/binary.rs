@@ -30,13 +30,13 @@
 //!   the frame are buffered.
 
 /// Magic byte of every request.
-pub const REQ_MAGIC: u8 = 0x80;
+pub const REQ_MAGIC: u8 = crate::memcached::BINARY_REQ_MAGIC;
 /// Magic byte of every response.
-pub const RES_MAGIC: u8 = 0x81;
+pub const RES_MAGIC: u8 = crate::memcached::BINARY_RES_MAGIC;
 /// Length of the fixed request/response header.
 pub const HEADER_LEN: usize = 24;
 /// memcached's `KEY_MAX_LENGTH`, the usual `max_key` argument of [`parse`].
-pub const KEY_MAX_LENGTH: usize = 250;
+pub const KEY_MAX_LENGTH: usize = crate::memcached::KEY_MAX;
 /// memcached's per-connection read buffer. A frame whose header, extras and
 /// key do not fit in it can never be parsed: memcached closes the connection
 /// (without a reply) as soon as more than this many bytes are waiting.
@@ -499,9 +499,7 @@ impl Limits {
 
     /// Bytes memcached accounts for an item (its `item_make_header` + CAS).
     pub fn item_size(&self, key_len: usize, flags: u32, value_len: usize) -> usize {
-        let cas = if self.use_cas { 8 } else { 0 };
-        let suffix: u8 = if flags == 0 { 0 } else { 4 };
-        (48 + cas + 1 + 2 + suffix as usize).saturating_add(key_len).saturating_add(value_len)
+        crate::memcached::item_total(key_len, value_len, flags, self.use_cas)
     }
 
     /// Whether a value of `value_len` bytes may be stored under this key.
@@ -607,6 +605,55 @@ pub fn parse_limited<'a>(buf: &'a [u8], limits: &Limits) -> Frame<'a> {
     let value = &buf[head..total];
     let command = decode(command_op, extras);
     Frame::Request(Request { opcode: command_op, opaque, cas: h.cas, extras, key, value, command }, total)
+}
+
+/// The head of a storage request whose value has not all arrived (see [`store_head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreHead<'a> {
+    /// Bytes of header, extras and key.
+    pub head_len: usize,
+    /// Bytes of the whole request.
+    pub total: usize,
+    pub key: &'a [u8],
+    /// Client flags (0 for append/prepend).
+    pub flags: u32,
+    pub value_len: usize,
+}
+
+/// When `buf` holds the whole head (header, extras, key) of a valid storage request that fits
+/// `limits` but not yet all of its value, describe it, so that a server can reserve the item
+/// and receive the value into it. `None` in every other case (parse with [`parse_limited`]).
+pub fn store_head<'a>(buf: &'a [u8], limits: &Limits) -> Option<StoreHead<'a>> {
+    if buf.len() < HEADER_LEN || !matches!(parse_limited(buf, limits), Frame::Incomplete { .. }) {
+        return None;
+    }
+    let h = parse_header(buf);
+    let (ext, key) = (h.extras_len as usize, h.key_len as usize);
+    let head_len = HEADER_LEN + ext + key;
+    if h.magic != REQ_MAGIC || buf.len() < head_len || head_len > READ_BUFFER_SIZE {
+        return None;
+    }
+    let (op, _) = validate(&h, limits.max_key).ok()?;
+    if !is_store(op) {
+        return None;
+    }
+    let flags = match op.base() {
+        Opcode::Append | Opcode::Prepend => 0,
+        _ => be32(&buf[HEADER_LEN..HEADER_LEN + 4]),
+    };
+    let total = HEADER_LEN + h.body_len as usize;
+    Some(StoreHead { head_len, total, key: &buf[HEADER_LEN + ext..head_len], flags, value_len: total - head_len })
+}
+
+/// The request whose head [`store_head`] described (the head's bytes), with an empty value:
+/// the server holds the value elsewhere.
+pub fn assemble(head: &[u8]) -> Request<'_> {
+    let h = parse_header(head);
+    let (ext, key) = (h.extras_len as usize, h.key_len as usize);
+    let op = Opcode::from_u8(h.opcode).unwrap_or(Opcode::Set);
+    let extras = &head[HEADER_LEN..HEADER_LEN + ext];
+    let key = &head[HEADER_LEN + ext..HEADER_LEN + ext + key];
+    Request { opcode: op, opaque: h.opaque, cas: h.cas, extras, key, value: &[], command: decode(op, extras) }
 }
 
 fn is_store(op: Opcode) -> bool {
@@ -1324,6 +1371,10 @@ mod tests {
                 buf[2] = 0;
                 buf[8] = 0;
                 buf[9] = 0;
+            }
+            if let Some(h) = store_head(&buf, &lim) {
+                assert!(h.head_len <= buf.len() && buf.len() < h.total);
+                assert_eq!(assemble(&buf[..h.head_len]).key, h.key);
             }
             for f in [parse(&buf, 250), parse_limited(&buf, &lim)] {
                 match f {

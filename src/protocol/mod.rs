@@ -2,11 +2,13 @@
 //!
 //! Owns: framing and parsing of the classic text protocol (`text`), the meta protocol's parser
 //! and reply encoders (`meta`), the binary protocol's 24-byte frames (`binary`), `lru_crawler metadump`'s
-//! arguments and lines (`metadump`), UDP datagram framing (`udp`), and the number parsing rules memcached applies to tokens
-//! (`num`). Parsers borrow from the caller's buffer, never allocate per request, never block and
-//! never log; they know nothing of sockets or storage.
+//! arguments and lines (`metadump`), UDP datagram framing (`udp`), ASCII auth's password file
+//! and login (`asciiauth`), and the number parsing rules memcached applies to tokens (`num`).
+//! Parsers borrow from the caller's buffer, never allocate per request, never block and never
+//! log; they know nothing of sockets or storage.
 //! The server (`server::*`) glues parsed requests to the store.
 
+pub mod asciiauth;
 pub mod binary;
 pub mod meta;
 pub mod metadump;
@@ -14,5 +16,4 @@ pub mod num;
 pub mod text;
 pub mod udp;
 
-/// Longest key memcached accepts.
-pub const KEY_MAX: usize = 250;
+pub use crate::memcached::KEY_MAX;

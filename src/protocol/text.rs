@@ -33,6 +33,7 @@ pub mod reply {
     pub const NO_MEMORY_DELTA: &[u8] = b"SERVER_ERROR out of memory\r\n";
     pub const FLUSH_DISABLED: &[u8] = b"CLIENT_ERROR flush_all not allowed\r\n";
     pub const SHUTDOWN_DISABLED: &[u8] = b"ERROR: shutdown not enabled\r\n";
+    pub const WATCH_DISABLED: &[u8] = b"CLIENT_ERROR watch commands not allowed\r\n";
     pub const SHUTDOWN_MODE: &[u8] = b"CLIENT_ERROR invalid shutdown mode\r\n";
     pub const MEMLIMIT_SMALL: &[u8] = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
     pub const MEMLIMIT_UNITS: &[u8] = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n";
@@ -58,6 +59,26 @@ pub enum Frame {
     Incomplete,
     /// No newline within `LINE_MAX` bytes and not a multi-get: close the connection.
     TooLong,
+}
+
+/// The start of a `get`/`gets` line longer than `LINE_MAX` (the only commands `frame` lets grow
+/// past it, as memcached does): whether it is `gets`, and where its keys start.
+pub fn long_get_head(buf: &[u8]) -> Option<(bool, usize)> {
+    let spaces = buf.iter().take_while(|&&b| b == b' ').count();
+    let rest = &buf[spaces..];
+    if rest.starts_with(b"get ") {
+        Some((false, spaces + 4))
+    } else if rest.starts_with(b"gets ") {
+        Some((true, spaces + 5))
+    } else {
+        None
+    }
+}
+
+/// How many bytes at the start of an unfinished key list hold only whole keys: up to and
+/// including the last space (0 if there is none).
+pub fn whole_keys(buf: &[u8]) -> usize {
+    memchr::memrchr(b' ', buf).map_or(0, |i| i + 1)
 }
 
 /// Find the first command line in `buf`.
@@ -217,6 +238,10 @@ pub enum Command<'a> {
     },
     /// `mn`
     MetaNoop,
+    /// `config ...` (ElastiCache auto-discovery): the whole line, for `server::discovery`.
+    Config {
+        line: &'a [u8],
+    },
     /// `debugtime <secs>`: advance the clock (only honoured with `-o debug_time`).
     DebugTime {
         secs: u32,
@@ -314,6 +339,7 @@ pub fn parse(line: &[u8]) -> Command<'_> {
             }
         }),
         b"version" => Command::Version,
+        b"config" => Command::Config { line },
         b"quit" => Command::Quit,
         b"shutdown" => match nt {
             2 => Command::Shutdown { graceful: false },

@@ -8,13 +8,14 @@
 
 use std::sync::atomic::Ordering;
 
-use super::conn::{Conn, Ctx, Step};
+use super::conn::{Conn, Ctx, Staged, StagedKind, Step, Value};
+use super::out::Out;
 use super::report::{self, Pairs};
 use super::sasl;
 use crate::config::VERSION;
 use crate::protocol::binary::{self as pb, Command, Frame, Limits, Opcode, Request, Status};
 use crate::protocol::KEY_MAX;
-use crate::storage::{item, DeleteOutcome, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
+use crate::storage::{DeleteOutcome, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
 
 /// memcached's `MAX_SASL_MECH_LEN`: a longer mechanism name is `Invalid arguments`.
 const SASL_MECH_MAX: usize = 32;
@@ -33,7 +34,7 @@ pub struct State {
 }
 
 /// Handle one binary request (or one piece of a body being discarded) at the start of `input`.
-pub fn step(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>) -> Step {
+pub fn step(conn: &mut Conn, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> Step {
     let st = &mut conn.binary;
     if st.skip > 0 {
         let n = st.skip.min(input.len());
@@ -49,12 +50,31 @@ pub fn step(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>) -> 
             return s;
         }
     }
+    if let Some(s) = super::discovery::binary_step(conn, input, out, ctx) {
+        return s;
+    }
     let limits = Limits { max_key: KEY_MAX, item_size_max: sh.store.item_size_max(), use_cas: sh.store.use_cas() };
     match pb::parse_limited(input, &limits) {
-        Frame::Incomplete { need } => {
-            conn.need = need;
-            Step::Incomplete
-        }
+        Frame::Incomplete { need } => match pb::store_head(input, &limits) {
+            // A storage request whose value is still arriving: receive it into its item.
+            Some(head) => match sh.store.reserve(head.key, head.value_len, head.flags) {
+                Ok(res) => {
+                    conn.stage(StagedKind::Binary, &input[..head.head_len], res, &input[head.head_len..]);
+                    Step::Done(input.len())
+                }
+                Err(failed) => {
+                    conn.need = 0;
+                    let req = pb::assemble(&input[..head.head_len]);
+                    let mut reply = Vec::new();
+                    fail_unstored(ctx, &req, failed, &mut reply);
+                    skip_then_reply(conn, input.len(), head.total, reply, out)
+                }
+            },
+            None => {
+                conn.need = need;
+                Step::Incomplete
+            }
+        },
         Frame::Request(req, n) => {
             conn.need = 0;
             if execute(conn, ctx, &req, out) {
@@ -127,18 +147,20 @@ fn refuse_unauthenticated(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> O
 }
 
 /// Run one request. Returns true when the connection must close after the reply.
-fn execute(conn: &mut Conn, ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> bool {
+fn execute(conn: &mut Conn, ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Out) -> bool {
     let sh = ctx.shared;
     let (op, opaque, quiet) = (req.opcode_byte(), req.opaque, req.is_quiet());
     match req.command {
         Command::Get { with_key } => get(ctx, req, None, with_key, out),
         Command::Gat { with_key, exptime } => get(ctx, req, Some(exptime), with_key, out),
         Command::Touch { exptime } => touch(ctx, req, exptime, out),
-        Command::Set { flags, exptime } => store(ctx, req, Mode::Set, flags, exptime, out),
-        Command::Add { flags, exptime } => store(ctx, req, Mode::Add, flags, exptime, out),
-        Command::Replace { flags, exptime } => store(ctx, req, Mode::Replace, flags, exptime, out),
-        Command::Append => store(ctx, req, Mode::Append, 0, 0, out),
-        Command::Prepend => store(ctx, req, Mode::Prepend, 0, 0, out),
+        Command::Set { flags, exptime } => store(ctx, req, Mode::Set, flags, exptime, Value::Bytes(req.value), out),
+        Command::Add { flags, exptime } => store(ctx, req, Mode::Add, flags, exptime, Value::Bytes(req.value), out),
+        Command::Replace { flags, exptime } => {
+            store(ctx, req, Mode::Replace, flags, exptime, Value::Bytes(req.value), out)
+        }
+        Command::Append => store(ctx, req, Mode::Append, 0, 0, Value::Bytes(req.value), out),
+        Command::Prepend => store(ctx, req, Mode::Prepend, 0, 0, Value::Bytes(req.value), out),
         Command::Delete => delete(ctx, req, out),
         Command::Incr { delta, initial, exptime } => arith(ctx, req, true, delta, initial, exptime, out),
         Command::Decr { delta, initial, exptime } => arith(ctx, req, false, delta, initial, exptime, out),
@@ -183,7 +205,7 @@ fn error(out: &mut Vec<u8>, req: &Request<'_>, status: Status) {
 }
 
 /// Get/GetK/Gat/GatK and their quiet variants.
-fn get(ctx: &Ctx<'_>, req: &Request<'_>, touch: Option<u32>, with_key: bool, out: &mut Vec<u8>) {
+fn get(ctx: &Ctx<'_>, req: &Request<'_>, touch: Option<u32>, with_key: bool, out: &mut Out) {
     let store = &ctx.shared.store;
     let opts = match touch {
         Some(t) => GetOpts::touch(t as i64),
@@ -200,7 +222,7 @@ fn get(ctx: &Ctx<'_>, req: &Request<'_>, touch: Option<u32>, with_key: bool, out
         let v = e.value();
         let k: &[u8] = if with_key { key } else { &[] };
         pb::write_hit_head(out, req.opcode_byte(), req.opaque, e.cas(), e.flags(), k, v.len());
-        out.extend_from_slice(v);
+        out.value(e, store);
         e.class()
     });
     ctx.count_fetch(key, r, touch.is_some());
@@ -233,18 +255,31 @@ fn touch(ctx: &Ctx<'_>, req: &Request<'_>, exptime: u32, out: &mut Vec<u8>) {
 /// compare-and-swap (memcached's `NREAD_CAS`); append/prepend check it themselves.
 /// Counted as memcached counts binary stores: cmd_set per slab class and the CAS counters of
 /// CAS stores; unlike text, never store_too_large/store_no_memory.
-fn store(ctx: &Ctx<'_>, req: &Request<'_>, mode: Mode, flags: u32, exptime: u32, out: &mut Vec<u8>) {
+/// A staged storage request whose value has arrived.
+pub fn finish_staged(ctx: &Ctx<'_>, st: Staged, out: &mut Out) {
+    let req = pb::assemble(&st.head);
+    let (mode, flags, exptime) = match req.command {
+        Command::Set { flags, exptime } => (Mode::Set, flags, exptime),
+        Command::Add { flags, exptime } => (Mode::Add, flags, exptime),
+        Command::Replace { flags, exptime } => (Mode::Replace, flags, exptime),
+        Command::Append => (Mode::Append, 0, 0),
+        Command::Prepend => (Mode::Prepend, 0, 0),
+        _ => unreachable!("a staged binary head is a storage request"),
+    };
+    store(ctx, &req, mode, flags, exptime, Value::Staged(st.res), out);
+}
+
+fn store(ctx: &Ctx<'_>, req: &Request<'_>, mode: Mode, flags: u32, exptime: u32, value: Value<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     let store = &sh.store;
     // With -C memcached cannot even record the request CAS on the new item: it is ignored.
     let cas = if store.use_cas() { req.cas } else { 0 };
     let mode = if cas != 0 && matches!(mode, Mode::Set | Mode::Add | Mode::Replace) { Mode::Cas } else { mode };
     sh.detail.set(req.key);
-    let mut sr = StoreReq::new(mode, req.key, req.value, flags, exptime as i64);
+    let mut sr = StoreReq::new(mode, req.key, value.bytes(), flags, exptime as i64);
     sr.cas = cas;
-    let class = store.slabs().class_for(item::item_size(req.key.len(), req.value.len())).unwrap_or(0) as usize;
-    let slab = &ctx.stats.slab[class];
-    let outcome = store.store(&sr);
+    let slab = &ctx.stats.slab[store.class_of(req.key.len(), value.len(), flags)];
+    let outcome = value.store(store, &sr).0;
     if !matches!(outcome, StoreOutcome::NoMemory | StoreOutcome::TooLarge) {
         slab.set_cmds.inc();
     }
@@ -273,14 +308,17 @@ fn store(ctx: &Ctx<'_>, req: &Request<'_>, mode: Mode, flags: u32, exptime: u32,
             ctx.stats.cas_misses.inc();
             error(out, req, Status::KeyNotFound);
         }
-        StoreOutcome::TooLarge => {
-            drop_after_failed_set(ctx, req);
-            error(out, req, Status::TooLarge);
-        }
-        StoreOutcome::NoMemory => {
-            drop_after_failed_set(ctx, req);
-            pb::write_error_text(out, req.opcode_byte(), Status::OutOfMemory, req.opaque, pb::oom::ALLOCATING_ITEM);
-        }
+        StoreOutcome::TooLarge | StoreOutcome::NoMemory => fail_unstored(ctx, req, outcome, out),
+    }
+}
+
+/// A store that found no memory (or room): a set drops the old item, then the error reply.
+fn fail_unstored(ctx: &Ctx<'_>, req: &Request<'_>, outcome: StoreOutcome, out: &mut Vec<u8>) {
+    drop_after_failed_set(ctx, req);
+    if outcome == StoreOutcome::TooLarge {
+        error(out, req, Status::TooLarge);
+    } else {
+        pb::write_error_text(out, req.opcode_byte(), Status::OutOfMemory, req.opaque, pb::oom::ALLOCATING_ITEM);
     }
 }
 
@@ -294,8 +332,8 @@ fn drop_after_failed_set(ctx: &Ctx<'_>, req: &Request<'_>) {
 fn delete(ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) {
     ctx.shared.detail.delete(req.key);
     match ctx.shared.store.delete(req.key, req.cas) {
-        DeleteOutcome::Deleted => {
-            ctx.stats.slab[0].delete_hits.inc();
+        DeleteOutcome::Deleted { class } => {
+            ctx.stats.slab[class as usize].delete_hits.inc();
             ok(out, req, 0);
         }
         DeleteOutcome::Exists => error(out, req, Status::KeyExists),
@@ -313,11 +351,12 @@ fn arith(ctx: &Ctx<'_>, req: &Request<'_>, incr: bool, delta: u64, initial: u64,
     let store = &ctx.shared.store;
     let (op, opaque) = (req.opcode_byte(), req.opaque);
     match store.delta(req.key, incr, delta, req.cas, None, None) {
-        DeltaOutcome::Value { value, cas } => {
+        DeltaOutcome::Value { value, cas, class } => {
+            let slab = &ctx.stats.slab[class as usize];
             if incr {
-                ctx.stats.slab[0].incr_hits.inc();
+                slab.incr_hits.inc();
             } else {
-                ctx.stats.slab[0].decr_hits.inc();
+                slab.decr_hits.inc();
             }
             if !req.is_quiet() {
                 pb::write_counter(out, op, opaque, cas, value);

@@ -2,9 +2,15 @@
 //!
 //! Owns: protocol detection (first byte, or `-B`), the request loop that frames commands out of
 //! the input and hands them to the dispatcher, data-block waiting (`need`), swallowing data that
-//! is refused (`swallow`), and the per-wakeup request budget (`-R`). Buffers are kept only while
-//! they hold leftovers: idle connections own no buffer memory (the worker lends its scratch
-//! buffers while a connection is being served).
+//! is refused (`swallow`), receiving a storage command's value straight into its reserved item
+//! (`Staged`, for all three protocols), and the per-wakeup request budget (`-R`). Buffers are
+//! kept only while they hold leftovers: idle connections own no buffer memory (the worker lends
+//! its scratch buffers while a connection is being served).
+//!
+//! Memory per connection: the input it keeps is at most a partial request head (a text line
+//! of at most `LINE_MAX` bytes, a binary header with extras and key); a value that has not all
+//! arrived lives in its item's chunk in slab memory (within `-m`), and replies are bounded as
+//! `out` describes.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -12,12 +18,13 @@ use std::sync::Arc;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
+use super::out::Out;
 use super::text;
 use super::{ConnInfo, Shared};
 use crate::config::Binding;
 use crate::protocol::text::{self as ptext, Command, Frame};
 use crate::stats::ThreadStats;
-use crate::storage::Miss;
+use crate::storage::{Miss, Reservation, Store, StoreOutcome, StoreReq};
 
 /// A connected socket, or none for the one-shot connection a UDP datagram is served as
 /// (its replies are sent by `server::udp`).
@@ -46,6 +53,13 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Datagram => Err(no_stream()),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
             Stream::Datagram => Err(no_stream()),
         }
     }
@@ -141,9 +155,118 @@ impl InBuf {
     }
 }
 
-/// A connection with more unsent output than this is not served until the socket drains it,
-/// so a client that does not read cannot make the server buffer without bound.
-pub const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// The value of a storage command: in the input buffer, or received into its reserved item.
+pub enum Value<'a> {
+    Bytes(&'a [u8]),
+    Staged(Reservation),
+}
+
+impl<'a> Value<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Bytes(b) => b.len(),
+            Value::Staged(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes for `StoreReq::value` (empty for a staged value: the reservation holds it).
+    pub fn bytes(&self) -> &'a [u8] {
+        match self {
+            Value::Bytes(b) => b,
+            Value::Staged(_) => &[],
+        }
+    }
+
+    /// Execute the store: `req.value` must be `self.bytes()`.
+    pub fn store(self, store: &Store, req: &StoreReq<'_>) -> (StoreOutcome, usize) {
+        match self {
+            Value::Bytes(_) => store.store_sized(req),
+            Value::Staged(res) => res.commit(req),
+        }
+    }
+}
+
+/// Where a long `get`/`gets` line is (`Conn::long_get`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LongGet {
+    /// Its keys are being served as they arrive.
+    Keys { cas: bool },
+    /// A key was too long: the error is sent, the rest of the line is dropped.
+    Discard,
+}
+
+/// Which protocol module finishes a staged storage command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StagedKind {
+    Text,
+    Meta,
+    Binary,
+}
+
+/// A storage command whose value is being received straight into its reserved item.
+#[derive(Debug)]
+pub struct Staged {
+    /// The request head, decoded again when the value is complete: the text or meta line with
+    /// its newline, or the binary header, extras and key.
+    pub head: Vec<u8>,
+    pub kind: StagedKind,
+    pub res: Reservation,
+    /// Value bytes received so far.
+    filled: usize,
+    /// The terminator after the value (`\r\n` for text and meta; none for binary).
+    trailer: [u8; 2],
+    trailer_len: usize,
+    trailer_got: usize,
+}
+
+impl Staged {
+    /// Take bytes from `input` into the value, then the terminator. Returns bytes used.
+    pub fn feed(&mut self, input: &[u8]) -> usize {
+        let mut used = 0;
+        let want = self.res.len() - self.filled;
+        if want > 0 {
+            let n = want.min(input.len());
+            self.res.value_mut()[self.filled..self.filled + n].copy_from_slice(&input[..n]);
+            self.filled += n;
+            used = n;
+        }
+        while used < input.len() && self.trailer_got < self.trailer_len {
+            self.trailer[self.trailer_got] = input[used];
+            self.trailer_got += 1;
+            used += 1;
+        }
+        used
+    }
+
+    /// Room for value bytes still to come (read from the socket straight into the item).
+    pub fn spare(&mut self) -> &mut [u8] {
+        let filled = self.filled;
+        &mut self.res.value_mut()[filled..]
+    }
+
+    /// Count `n` bytes written into `spare` as received.
+    pub fn commit(&mut self, n: usize) {
+        self.filled = (self.filled + n).min(self.res.len());
+    }
+
+    pub fn complete(&self) -> bool {
+        self.filled == self.res.len() && self.trailer_got == self.trailer_len
+    }
+
+    /// The value was followed by `\r\n` (always true for binary).
+    pub fn terminated(&self) -> bool {
+        self.trailer[..self.trailer_len] == *b"\r\n"
+    }
+}
+
+/// A connection whose pending output is over `out`'s high-water marks is not served until the
+/// socket drains it, so a client that does not read cannot make the server buffer without
+/// bound. `lru_crawler metadump` streams in steps of this many bytes.
+pub const DUMP_STEP: usize = super::out::COPY_HIGH_WATER;
 
 /// Which protocol a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,7 +344,11 @@ pub struct Conn {
     /// Unprocessed input kept between wakeups (empty when idle).
     pub rbuf: InBuf,
     /// Output not yet accepted by the socket (empty when idle).
-    pub wbuf: Vec<u8>,
+    pub wbuf: Out,
+    /// A storage command's value being received into its item.
+    pub staged: Option<Box<Staged>>,
+    /// A `get`/`gets` line longer than `LINE_MAX` whose keys are served as they arrive.
+    pub long_get: Option<LongGet>,
     pub proto: Proto,
     /// Bytes of refused data still to discard.
     pub swallow: usize,
@@ -241,6 +368,8 @@ pub struct Conn {
     pub binary: super::binary::State,
     /// An `lru_crawler metadump` being streamed; later requests wait for it.
     pub dump: Option<Box<super::dump::Dump>>,
+    /// ASCII auth (`-Y`): this text connection has not logged in yet.
+    pub login_pending: bool,
 }
 
 impl Conn {
@@ -249,7 +378,9 @@ impl Conn {
             stream,
             fd,
             rbuf: InBuf::default(),
-            wbuf: Vec::new(),
+            wbuf: Out::default(),
+            staged: None,
+            long_get: None,
             proto: Proto::Unknown,
             swallow: 0,
             need: 0,
@@ -260,6 +391,7 @@ impl Conn {
             info,
             binary: super::binary::State::default(),
             dump: None,
+            login_pending: false,
         }
     }
 
@@ -270,6 +402,62 @@ impl Conn {
         self.need = 0;
         self.closing = false;
         self.dump = None;
+        self.staged = None;
+        self.long_get = None;
+    }
+
+    /// The next part of a long `get`/`gets` line: its whole keys are served (with `END` once the
+    /// line ends), so such a line never has to be buffered whole. Returns the bytes consumed (0:
+    /// wait for more input).
+    fn long_get_step(&mut self, rest: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> usize {
+        let nl = memchr::memchr(b'\n', rest);
+        match (self.long_get, nl) {
+            (Some(LongGet::Discard), Some(nl)) => {
+                self.long_get = None;
+                nl + 1
+            }
+            (Some(LongGet::Discard), None) => rest.len(),
+            (Some(LongGet::Keys { cas }), Some(nl)) => {
+                let line = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]);
+                // A NUL ends a command line, as in `ptext::parse`.
+                let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
+                text::get_more(ctx, cas, line, true, out);
+                self.long_get = None;
+                nl + 1
+            }
+            (Some(LongGet::Keys { cas }), None) if rest.len() > ptext::LINE_MAX => {
+                // No space in LINE_MAX bytes: a key longer than any key can be; get_more refuses it.
+                let cut = match ptext::whole_keys(rest) {
+                    0 => rest.len(),
+                    n => n,
+                };
+                if !text::get_more(ctx, cas, &rest[..cut], false, out) {
+                    self.long_get = Some(LongGet::Discard);
+                }
+                cut
+            }
+            _ => 0,
+        }
+    }
+
+    /// Start receiving a storage command's value into `res`: `head` is the request head, `have`
+    /// the value bytes already read (fewer than the value and its terminator). The caller
+    /// consumes `head` and `have`.
+    pub fn stage(&mut self, kind: StagedKind, head: &[u8], res: Reservation, have: &[u8]) {
+        let trailer_len = if kind == StagedKind::Binary { 0 } else { 2 };
+        let mut st = Box::new(Staged {
+            head: head.to_vec(),
+            kind,
+            res,
+            filled: 0,
+            trailer: [0; 2],
+            trailer_len,
+            trailer_got: 0,
+        });
+        let used = st.feed(have);
+        debug_assert_eq!(used, have.len());
+        self.need = 0;
+        self.staged = Some(st);
     }
 
     /// The connection must close without writing anything more.
@@ -279,9 +467,21 @@ impl Conn {
 
     /// Process complete requests at the start of `input`, appending replies to `out`.
     /// Returns the bytes consumed and what to do next. At most `budget` requests are served.
-    pub fn process(&mut self, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>, mut budget: usize) -> (usize, Outcome) {
+    pub fn process(&mut self, input: &[u8], out: &mut Out, ctx: &Ctx<'_>, mut budget: usize) -> (usize, Outcome) {
         let mut pos = 0;
         loop {
+            if let Some(st) = &mut self.staged {
+                pos += st.feed(&input[pos..]);
+                if !st.complete() {
+                    return (pos, Outcome::Continue);
+                }
+                let st = self.staged.take().expect("staged");
+                match st.kind {
+                    StagedKind::Text => text::finish_staged(ctx, *st, out),
+                    StagedKind::Meta => super::meta::finish_staged(ctx, *st, out),
+                    StagedKind::Binary => super::binary::finish_staged(ctx, *st, out),
+                }
+            }
             if let Some(dump) = &mut self.dump {
                 if !dump.more(ctx, out) {
                     return (pos, Outcome::Blocked);
@@ -300,7 +500,7 @@ impl Conn {
             if rest.is_empty() || rest.len() < self.need {
                 return (pos, Outcome::Continue);
             }
-            if out.len() > OUTPUT_HIGH_WATER {
+            if out.over_high_water() {
                 return (pos, Outcome::Blocked);
             }
             if budget == 0 {
@@ -310,9 +510,10 @@ impl Conn {
                 self.proto = match ctx.shared.config.binding {
                     Binding::Ascii => Proto::Text,
                     Binding::Binary => Proto::Binary,
-                    Binding::Auto if rest[0] == 0x80 => Proto::Binary,
+                    Binding::Auto if rest[0] == crate::memcached::BINARY_REQ_MAGIC => Proto::Binary,
                     Binding::Auto => Proto::Text,
                 };
+                self.login_pending = self.proto == Proto::Text && ctx.shared.ascii_auth.enabled();
             }
             match self.proto {
                 Proto::Binary => match super::binary::step(self, rest, out, ctx) {
@@ -323,7 +524,29 @@ impl Conn {
                     Step::Incomplete => return (pos, Outcome::Continue),
                     Step::Close(n) => return (pos + n, Outcome::Close),
                 },
+                _ if self.login_pending => match super::asciiauth::step(self, rest, out, ctx) {
+                    Step::Done(n) => {
+                        budget -= 1;
+                        pos += n;
+                    }
+                    Step::Incomplete => return (pos, Outcome::Continue),
+                    Step::Close(n) => return (pos + n, Outcome::Close),
+                },
+                _ if self.long_get.is_some() => match self.long_get_step(rest, out, ctx) {
+                    0 => return (pos, Outcome::Continue),
+                    n => {
+                        budget -= 1;
+                        pos += n;
+                    }
+                },
                 _ => match ptext::frame(rest) {
+                    Frame::Incomplete if rest.len() > ptext::LINE_MAX => match ptext::long_get_head(rest) {
+                        Some((cas, keys_at)) => {
+                            self.long_get = Some(LongGet::Keys { cas });
+                            pos += keys_at;
+                        }
+                        None => return (pos, Outcome::Continue),
+                    },
                     Frame::Incomplete => return (pos, Outcome::Continue),
                     Frame::TooLong => return (pos, Outcome::Close),
                     Frame::Line { len, consumed } => {
@@ -336,8 +559,12 @@ impl Conn {
                             matches!(cmd, Command::Meta { .. }),
                             out,
                         );
-                        if let Command::Meta { .. } = cmd {
-                            match super::meta::step(self, rest, len, consumed, out, ctx) {
+                        if let Command::Meta { .. } | Command::Config { .. } = cmd {
+                            let step = match cmd {
+                                Command::Meta { .. } => super::meta::step(self, rest, len, consumed, out, ctx),
+                                _ => super::discovery::step(self, rest, len, consumed, out, ctx),
+                            };
+                            match step {
                                 Step::Done(n) => pos += n,
                                 Step::Incomplete => return (pos, Outcome::Continue),
                                 Step::Close(n) => return (pos + n, Outcome::Close),
@@ -352,15 +579,26 @@ impl Conn {
                             }
                             let total = consumed + sc.bytes + 2;
                             if rest.len() < total {
-                                self.need = total;
-                                return (pos, Outcome::Continue);
+                                // The value is still arriving: receive it into its item.
+                                match ctx.shared.store.reserve(sc.key, sc.bytes, sc.flags) {
+                                    Ok(res) => {
+                                        self.stage(StagedKind::Text, &rest[..consumed], res, &rest[consumed..]);
+                                        pos = input.len();
+                                    }
+                                    Err(failed) => {
+                                        text::refuse_unallocated(ctx, &sc, failed, out);
+                                        pos += consumed;
+                                        self.swallow = sc.bytes + 2;
+                                    }
+                                }
+                                continue;
                             }
                             self.need = 0;
                             let data = &rest[consumed..consumed + sc.bytes];
                             if &rest[consumed + sc.bytes..total] != b"\r\n" {
                                 text::bad_chunk(ctx, &sc, out);
                             } else {
-                                text::store(ctx, &sc, data, out);
+                                text::store(ctx, &sc, Value::Bytes(data), out);
                             }
                             pos += total;
                         } else {

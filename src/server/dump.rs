@@ -1,11 +1,11 @@
 //! `lru_crawler metadump`, streamed: one line per live item, a lock stripe at a time, pausing
-//! whenever the connection has more than `OUTPUT_HIGH_WATER` bytes of replies pending, so a
+//! whenever the connection has more than `DUMP_STEP` bytes of replies pending, so a
 //! dump of millions of items never buffers more than a few MB nor holds a lock for long.
 //! The connection keeps its `Dump` cursor and resumes when the socket drains; other clients
 //! are served meanwhile. Items written while the dump runs may or may not appear, as with
 //! memcached's crawler.
 
-use super::conn::{Ctx, OUTPUT_HIGH_WATER};
+use super::conn::{Ctx, DUMP_STEP};
 use crate::protocol::metadump::{encode_line, DumpLine};
 use crate::protocol::text::reply;
 
@@ -45,7 +45,7 @@ impl Dump {
                 true
             });
             self.next += 1;
-            if out.len() > OUTPUT_HIGH_WATER {
+            if out.len() > DUMP_STEP {
                 return false;
             }
         }

@@ -11,7 +11,8 @@
 //! lock: the reply is encoded there and what it decided (new TTL, win token, LRU bump) is applied
 //! before anyone else can see the item. That is what makes "exactly one client wins `W`" hold.
 
-use super::conn::{Conn, Ctx, Step};
+use super::conn::{Conn, Ctx, Staged, StagedKind, Step, Value};
+use super::out::Out;
 use crate::protocol::meta::{
     self as pm, ArithMiss, ArithMode, DeleteStatus, MaItem, MeInfo, MetaCommand, MetaRequest, MgItem, ReqTimes,
     SetMode, SetStatus,
@@ -23,7 +24,7 @@ use crate::storage::{
 
 /// Handle one meta command whose line is `input[..len]` (`consumed` bytes with its newline).
 /// For `ms` the data block follows at `input[consumed..]`.
-pub fn step(conn: &mut Conn, input: &[u8], len: usize, consumed: usize, out: &mut Vec<u8>, ctx: &Ctx<'_>) -> Step {
+pub fn step(conn: &mut Conn, input: &[u8], len: usize, consumed: usize, out: &mut Out, ctx: &Ctx<'_>) -> Step {
     let req = match pm::parse(&input[..len]) {
         Ok(req) => req,
         Err(e) => {
@@ -55,7 +56,7 @@ fn key_binary(e: &Entry<'_>) -> bool {
     e.bits() & KEY_BINARY != 0
 }
 
-fn mg(ctx: &Ctx<'_>, req: &MetaRequest<'_>, out: &mut Vec<u8>) {
+fn mg(ctx: &Ctx<'_>, req: &MetaRequest<'_>, out: &mut Out) {
     let store = &ctx.shared.store;
     let times = req_times(store.clock(), req);
     // The bump waits until the reply is written: `h` and `l` show the state before this request.
@@ -82,7 +83,7 @@ fn mg(ctx: &Ctx<'_>, req: &MetaRequest<'_>, out: &mut Vec<u8>) {
             e.set_bits(TOKEN_SENT);
         }
         if o.value {
-            out.extend_from_slice(e.value());
+            out.value(e, store);
             out.extend_from_slice(b"\r\n");
         }
         if o.bump {
@@ -133,17 +134,58 @@ fn ms(conn: &mut Conn, ctx: &Ctx<'_>, req: &MetaRequest<'_>, input: &[u8], consu
         return Step::Done(consumed);
     }
     let total = consumed + req.payload_len();
-    if input.len() < total {
-        conn.need = total;
-        return Step::Incomplete;
-    }
     conn.need = 0;
+    if input.len() < total {
+        // The value is still arriving: receive it into its item.
+        return match store.reserve(key, datalen, req.flags.client_flags) {
+            Ok(res) => {
+                conn.stage(StagedKind::Meta, &input[..consumed], res, &input[consumed..]);
+                Step::Done(input.len())
+            }
+            Err(failed) => {
+                fail_unstored(ctx, key, failed, out);
+                conn.swallow = req.payload_len();
+                Step::Done(consumed)
+            }
+        };
+    }
+    let terminated = &input[consumed + datalen..total] == b"\r\n";
+    ms_data(ctx, req, Value::Bytes(&input[consumed..consumed + datalen]), terminated, out);
+    Step::Done(total)
+}
+
+/// A staged `ms` whose value (and terminator) has arrived.
+pub fn finish_staged(ctx: &Ctx<'_>, st: Staged, out: &mut Out) {
+    let terminated = st.terminated();
+    match pm::parse(super::text::line_of(&st.head)) {
+        Ok(req) => ms_data(ctx, &req, Value::Staged(st.res), terminated, out),
+        Err(_) => unreachable!("a staged meta head parsed before"),
+    }
+}
+
+/// A store that could not be done for lack of memory (or size): memcached deletes the old item
+/// whatever the mode and replies even with `q`.
+fn fail_unstored(ctx: &Ctx<'_>, key: &[u8], failed: StoreOutcome, out: &mut Vec<u8>) {
+    let too_large = failed == StoreOutcome::TooLarge;
+    if too_large {
+        ctx.stats.store_too_large.inc();
+    } else {
+        ctx.stats.store_no_memory.inc();
+    }
+    ctx.shared.store.delete(key, 0);
+    out.extend_from_slice(if too_large { pm::OBJECT_TOO_LARGE } else { pm::OUT_OF_MEMORY_STORING });
+}
+
+/// `ms` with its data block: count, check the terminator, store, reply.
+fn ms_data(ctx: &Ctx<'_>, req: &MetaRequest<'_>, value: Value<'_>, terminated: bool, out: &mut Vec<u8>) {
+    let store = &ctx.shared.store;
+    let key = req.key();
     // memcached counts the set once the item is allocated, before checking the terminator.
-    let slab = &ctx.stats.slab[class.unwrap_or(0) as usize];
+    let slab = &ctx.stats.slab[store.class_of(key.len(), value.len(), req.flags.client_flags)];
     slab.set_cmds.inc();
-    if &input[consumed + datalen..total] != b"\r\n" {
+    if !terminated {
         out.extend_from_slice(pm::BAD_DATA_CHUNK);
-        return Step::Done(total);
+        return;
     }
     let f = &req.flags;
     let cas = f.compare_cas;
@@ -155,7 +197,7 @@ fn ms(conn: &mut Conn, ctx: &Ctx<'_>, req: &MetaRequest<'_>, input: &[u8], consu
         SetMode::Append => Mode::Append,
         SetMode::Prepend => Mode::Prepend,
     };
-    let mut sr = StoreReq::new(mode, key, &input[consumed..consumed + datalen], f.client_flags, 0);
+    let mut sr = StoreReq::new(mode, key, value.bytes(), f.client_flags, 0);
     sr.exptime = f.ttl.unwrap_or(0) as i64;
     if mode != Mode::Add {
         sr.cas = cas.unwrap_or(0);
@@ -166,7 +208,7 @@ fn ms(conn: &mut Conn, ctx: &Ctx<'_>, req: &MetaRequest<'_>, input: &[u8], consu
     if matches!(mode, Mode::Append | Mode::Prepend) && req.dialect() == pm::Dialect::Extended {
         sr.vivify = f.vivify_ttl.map(|t| t as i64);
     }
-    let (outcome, size) = store.store_sized(&sr);
+    let (outcome, size) = value.store(store, &sr);
     let status = match outcome {
         StoreOutcome::Stored { .. } => {
             if mode == Mode::Cas {
@@ -186,15 +228,8 @@ fn ms(conn: &mut Conn, ctx: &Ctx<'_>, req: &MetaRequest<'_>, input: &[u8], consu
             SetStatus::NotFound
         }
         StoreOutcome::TooLarge | StoreOutcome::NoMemory => {
-            let too_large = outcome == StoreOutcome::TooLarge;
-            if too_large {
-                ctx.stats.store_too_large.inc();
-            } else {
-                ctx.stats.store_no_memory.inc();
-            }
-            store.delete(key, 0);
-            out.extend_from_slice(if too_large { pm::OBJECT_TOO_LARGE } else { pm::OUT_OF_MEMORY_STORING });
-            return Step::Done(total);
+            fail_unstored(ctx, key, outcome, out);
+            return;
         }
     };
     let new_cas = match outcome {
@@ -202,7 +237,6 @@ fn ms(conn: &mut Conn, ctx: &Ctx<'_>, req: &MetaRequest<'_>, input: &[u8], consu
         _ => 0,
     };
     pm::encode_ms(out, req, status, new_cas, size);
-    Step::Done(total)
 }
 
 /// What an `md` did, decided under the item's lock.

@@ -1,11 +1,13 @@
 //! The server: listeners, worker threads and the glue between protocols and storage.
 //!
 //! Owns: binding (`listener`), the worker event loops (`worker`), spreading connections over
-//! workers (`handoff`), per-connection buffers and framing (`conn`), protocol dispatch (`text`,
-//! `binary`, `meta`), UDP datagrams (`udp`), streamed metadumps (`dump`), run-time settings
-//! (`tunables`), SASL users (`sasl`), `stats` output (`report`), what `stats conns` says a
-//! connection is doing (`connstate`), `watch` log streams (`watch`), `-vv` traces (`trace`),
-//! and the background maintenance thread (clock ticks, expiry crawling).
+//! workers (`handoff`), closing idle connections (`idle`), per-connection buffers and framing
+//! (`conn`), protocol dispatch (`text`, `binary`, `meta`), unsent replies (`out`), UDP datagrams
+//! (`udp`), streamed metadumps (`dump`), run-time settings (`tunables`), SASL users (`sasl`),
+//! ASCII auth logins (`asciiauth`), `stats` output (`report`), auto-discovery requests
+//! (`discovery`), what `stats conns` says a connection is doing (`connstate`), `watch` log
+//! streams (`watch`), `-vv` traces (`trace`), and the background maintenance thread (clock
+//! ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
 //!
@@ -14,16 +16,22 @@
 //! its connections until they close; every worker also reads the shared UDP sockets. Workers share only
 //! `Shared`: the store (lock-striped), the counters (per-worker, single writer) and flags.
 
+pub mod asciiauth;
 pub mod binary;
 pub mod conn;
 pub mod connstate;
 pub mod detail;
+pub mod discovery;
 pub mod dump;
 pub mod handoff;
+pub mod idle;
 pub mod listener;
 pub mod meta;
+pub mod out;
 pub mod report;
 pub mod sasl;
+#[doc(hidden)]
+pub mod sim;
 pub mod text;
 pub mod trace;
 pub mod tunables;
@@ -61,7 +69,7 @@ pub struct ConnInfo {
 /// State shared by all threads.
 pub struct Shared {
     pub config: Config,
-    pub store: Store,
+    pub store: Arc<Store>,
     pub stats: Stats,
     pub started: Instant,
     pub verbosity: AtomicU32,
@@ -79,6 +87,10 @@ pub struct Shared {
     pub conns: Mutex<BTreeMap<i32, Arc<ConnInfo>>>,
     /// SASL users (`-S`), loaded once at startup from `MEMCACHED_SASL_PWDB`.
     pub sasl: sasl::Passwords,
+    /// The node list served to auto-discovery clients (`--cluster-file`), if any.
+    pub cluster: Option<crate::cluster::Discovery>,
+    /// ASCII auth users (`-Y`), reloaded on SIGHUP.
+    pub ascii_auth: asciiauth::AuthFile,
     /// `watch` log streams; also the store's event listener.
     pub watch: Arc<watch::Watchers>,
     stop_lock: StdMutex<bool>,
@@ -86,6 +98,45 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The state of a server with these settings, before anything is bound.
+    pub fn new(config: Config, sasl: sasl::Passwords, ascii_auth: asciiauth::AuthFile) -> Arc<Shared> {
+        let clock = Arc::new(Clock::new());
+        let store_cfg = StoreConfig {
+            limit_bytes: config.maxbytes,
+            item_size_max: config.item_size_max,
+            factor: config.factor,
+            min_space: config.chunk_size,
+            chunk_max: config.slab_chunk_max,
+            slab_sizes: config.slab_sizes.clone(),
+            evictions: config.evictions,
+            use_cas: config.use_cas,
+            shard_bits: 10,
+        };
+        let store = Arc::new(Store::new(&store_cfg, clock));
+        let watch = Arc::new(watch::Watchers::new(config.watcher_logbuf_size as usize, config.watch_enabled));
+        store.set_events(watch.clone());
+        let cluster = config.cluster.clone().map(|(path, members)| crate::cluster::Discovery::new(path, members));
+        Arc::new(Shared {
+            verbosity: AtomicU32::new(config.verbose as u32),
+            stats: Stats::new(config.threads),
+            detail: detail::Detail::new(config.prefix_delimiter, config.detail_enabled),
+            crawler_enabled: AtomicBool::new(config.lru_crawler),
+            tunables: tunables::Tunables::new(&config),
+            handoff: handoff::Handoff::new(config.threads),
+            config,
+            store,
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+            conns: Mutex::new(BTreeMap::new()),
+            sasl,
+            ascii_auth,
+            cluster,
+            watch,
+            stop_lock: StdMutex::new(false),
+            stop_cv: Condvar::new(),
+        })
+    }
+
     pub fn clock(&self) -> &Clock {
         self.store.clock()
     }
@@ -115,6 +166,16 @@ impl ServerHandle {
     pub fn shutdown(&self) {
         self.shared.request_shutdown();
     }
+
+    /// SIGHUP: re-read `--cluster-file` (a bad file keeps the old list, logged as an error).
+    pub fn reload_cluster(&self) {
+        discovery::reload(&self.shared);
+    }
+
+    /// Read the `-Y` authfile again (SIGHUP), as memcached does.
+    pub fn reload_auth_file(&self) {
+        self.shared.ascii_auth.reload();
+    }
 }
 
 /// A bound, not yet running server.
@@ -127,42 +188,12 @@ pub struct Server {
 impl Server {
     /// Build the store and bind every listener.
     pub fn bind(config: Config) -> io::Result<Server> {
-        let clock = Arc::new(Clock::new());
-        let store_cfg = StoreConfig {
-            limit_bytes: config.maxbytes,
-            item_size_max: config.item_size_max,
-            factor: config.factor,
-            min_space: config.chunk_size,
-            chunk_max: config.slab_chunk_max,
-            slab_sizes: config.slab_sizes.clone(),
-            evictions: config.evictions,
-            use_cas: config.use_cas,
-            shard_bits: 10,
-        };
-        let store = Store::new(&store_cfg, clock);
+        let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
         let listeners = listener::bind_all(&config)?;
         let udp = listener::bind_udp(&config)?;
         listener::write_port_file(&config, &listeners, &udp)?;
-        let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
-        let watch = Arc::new(watch::Watchers::new(config.watcher_logbuf_size as usize, config.watch_enabled));
-        store.set_events(watch.clone());
-        let shared = Arc::new(Shared {
-            verbosity: AtomicU32::new(config.verbose as u32),
-            stats: Stats::new(config.threads),
-            detail: detail::Detail::new(config.prefix_delimiter, config.detail_enabled),
-            crawler_enabled: AtomicBool::new(config.lru_crawler),
-            tunables: tunables::Tunables::new(&config),
-            handoff: handoff::Handoff::new(config.threads),
-            config,
-            store,
-            started: Instant::now(),
-            stopping: AtomicBool::new(false),
-            conns: Mutex::new(BTreeMap::new()),
-            sasl,
-            watch,
-            stop_lock: StdMutex::new(false),
-            stop_cv: Condvar::new(),
-        });
+        let ascii_auth = asciiauth::AuthFile::load(config.auth_file.as_deref()).map_err(io::Error::other)?;
+        let shared = Shared::new(config, sasl, ascii_auth);
         {
             let mut reg = shared.conns.lock();
             for l in &listeners {

@@ -91,6 +91,9 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "store_no_memory", t.store_no_memory);
     push(&mut p, "auth_cmds", t.auth_cmds);
     push(&mut p, "auth_errors", t.auth_errors);
+    if sh.config.idle_timeout > 0 {
+        push(&mut p, "idle_kicks", t.idle_kicks); // only with -o idle_timeout, as memcached
+    }
     push(&mut p, "bytes_read", t.bytes_read);
     push(&mut p, "bytes_written", t.bytes_written);
     push(&mut p, "limit_maxbytes", s.limit_bytes);
@@ -194,7 +197,8 @@ pub fn settings(sh: &Shared) -> Pairs {
     push(&mut p, "tcp_backlog", c.backlog);
     push(&mut p, "binding_protocol", c.binding.stat_name());
     push(&mut p, "auth_enabled_sasl", yes_no(c.sasl));
-    push(&mut p, "auth_enabled_ascii", "no");
+    // memcached shows the authfile's path
+    push(&mut p, "auth_enabled_ascii", sh.ascii_auth.path().map_or("no".into(), |p| p.display().to_string()));
     push(&mut p, "item_size_max", c.item_size_max);
     push(&mut p, "maxconns_fast", yes_no(c.maxconns_fast));
     push(&mut p, "hashpower_init", c.hashpower_init);
@@ -249,6 +253,11 @@ pub fn settings(sh: &Shared) -> Pairs {
     push(&mut p, "ssl_min_version", "tlsv1.2");
     push(&mut p, "num_napi_ids", "(null)");
     push(&mut p, "memory_file", "(null)");
+    // ours, only with --cluster-file (so the list matches memcached's without it)
+    if let Some(d) = &sh.cluster {
+        push(&mut p, "cluster_file", d.path().display().to_string());
+        push(&mut p, "cluster_version", d.snapshot().version);
+    }
     p
 }
 

@@ -90,8 +90,8 @@ impl Passwords {
     }
 }
 
-/// Compare without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compare without an early exit on the first differing byte (also used by `asciiauth`).
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -6,7 +6,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::conn::{Action, Ctx};
+use super::conn::{Action, Ctx, Staged, Value};
+use super::out::Out;
 use super::report;
 use crate::config::VERSION;
 use crate::protocol::text::{self as ptext, reply, Command, LruCmd, StoreCmd, StoreKind};
@@ -46,14 +47,47 @@ pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) -> bool
 /// A data block not ended by CRLF: memcached has already allocated the item, so it counts as a
 /// set of that size class, then replies `bad data chunk`.
 pub fn bad_chunk(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) {
-    let class =
-        ctx.shared.store.slabs().class_for(item::item_size_flags(sc.key.len(), sc.bytes, sc.flags)).unwrap_or(0);
-    ctx.stats.slab[class as usize].set_cmds.inc();
+    ctx.stats.slab[ctx.shared.store.class_of(sc.key.len(), sc.bytes, sc.flags)].set_cmds.inc();
     put(out, sc.noreply, reply::BAD_CHUNK);
 }
 
+/// A storage command whose item could not be reserved when its line arrived (the caller
+/// swallows the data block): memcached's reply, and a `set` drops the old item.
+pub fn refuse_unallocated(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, failed: StoreOutcome, out: &mut Vec<u8>) {
+    if sc.kind == StoreKind::Set {
+        ctx.shared.store.delete(sc.key, 0);
+    }
+    if failed == StoreOutcome::TooLarge {
+        ctx.stats.store_too_large.inc();
+        put(out, sc.noreply, reply::TOO_LARGE);
+    } else {
+        ctx.stats.store_no_memory.inc();
+        put(out, sc.noreply, reply::NO_MEMORY);
+    }
+}
+
+/// A staged storage command whose value (and terminator) has arrived.
+pub fn finish_staged(ctx: &Ctx<'_>, st: Staged, out: &mut Out) {
+    let Command::Store(sc) = ptext::parse(line_of(&st.head)) else {
+        unreachable!("a staged text head is a storage command");
+    };
+    if st.terminated() {
+        store(ctx, &sc, Value::Staged(st.res), out);
+    } else {
+        bad_chunk(ctx, &sc, out);
+    }
+}
+
+/// A request line without its `\r\n` or `\n`.
+pub fn line_of(head: &[u8]) -> &[u8] {
+    match ptext::frame(head) {
+        ptext::Frame::Line { len, .. } => &head[..len],
+        _ => head,
+    }
+}
+
 /// A storage command with its data block.
-pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
+pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, out: &mut Vec<u8>) {
     let store = &ctx.shared.store;
     let mode = match sc.kind {
         StoreKind::Set => Mode::Set,
@@ -64,12 +98,10 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
         StoreKind::Cas => Mode::Cas,
     };
     ctx.shared.detail.set(sc.key);
-    let mut req = StoreReq::new(mode, sc.key, data, sc.flags, sc.exptime);
+    let mut req = StoreReq::new(mode, sc.key, value.bytes(), sc.flags, sc.exptime);
     req.cas = sc.cas;
-    let class =
-        store.slabs().class_for(item::item_size_flags(sc.key.len(), data.len(), sc.flags)).unwrap_or(0) as usize;
-    let slab = &ctx.stats.slab[class];
-    let outcome = store.store(&req);
+    let slab = &ctx.stats.slab[store.class_of(sc.key.len(), value.len(), sc.flags)];
+    let outcome = value.store(store, &req).0;
     if !matches!(outcome, StoreOutcome::NoMemory | StoreOutcome::TooLarge) {
         slab.set_cmds.inc();
     }
@@ -102,11 +134,15 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, data: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Every other command.
-pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
+pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
     let sh = ctx.shared;
     let store = &sh.store;
     match cmd {
-        Command::Get { cas, touch, keys } => get(ctx, cas, touch, keys, out),
+        Command::Get { cas, touch, keys } => {
+            if !super::discovery::legacy_get(ctx, cas, touch.is_some(), keys, out) {
+                get(ctx, cas, touch, keys, out)
+            }
+        }
         Command::Store(_) => unreachable!("storage commands are handled with their data"),
         Command::Delete { key, noreply } => {
             sh.detail.delete(key);
@@ -203,7 +239,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
             }
         }
         Command::Stats { args, nargs } => stats(ctx, &args[..nargs], out),
-        Command::Meta { .. } => out.extend_from_slice(reply::ERROR),
+        Command::Meta { .. } | Command::Config { .. } => out.extend_from_slice(reply::ERROR),
         Command::MetaNoop => out.extend_from_slice(b"MN\r\n"),
         Command::DebugTime { secs } => {
             if sh.config.debug_time {
@@ -245,18 +281,41 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Vec<u8>) -> Action {
     Action::Continue
 }
 
-fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<u8>) {
-    let store = &ctx.shared.store;
+fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out) {
     let start = out.len();
+    if get_keys(ctx, cas, touch, keys, out) {
+        out.extend_from_slice(reply::END);
+    } else {
+        out.truncate(start);
+        out.extend_from_slice(reply::BAD_FORMAT);
+    }
+}
+
+/// The next keys of a `get`/`gets` line too long to buffer whole (`Conn::long_get`): their
+/// values now, `END` (`last`) when the line has ended. A key over `KEY_MAX` ends the line with
+/// `CLIENT_ERROR bad command line format` at once: the caller discards the rest of the line.
+/// (memcached buffers such a line whole and then answers only the error; values of the keys
+/// before the bad one have been sent here already.)
+pub fn get_more(ctx: &Ctx<'_>, cas: bool, keys: &[u8], last: bool, out: &mut Out) -> bool {
+    let ok = get_keys(ctx, cas, None, keys, out);
+    if !ok {
+        out.extend_from_slice(reply::BAD_FORMAT);
+    } else if last {
+        out.extend_from_slice(reply::END);
+    }
+    ok
+}
+
+/// The values of `keys`; false at the first key over `KEY_MAX` (the keys before it were served).
+fn get_keys(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out) -> bool {
+    let store = &ctx.shared.store;
     let opts = match touch {
         Some(t) => GetOpts::touch(t),
         None => GetOpts::GET,
     };
     for key in ptext::keys(keys) {
         if key.len() > KEY_MAX {
-            out.truncate(start);
-            out.extend_from_slice(reply::BAD_FORMAT);
-            return;
+            return false;
         }
         // memcached counts gat/gats only as touches.
         if touch.is_some() {
@@ -277,13 +336,13 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Vec<
                 num(out, e.cas());
             }
             out.extend_from_slice(b"\r\n");
-            out.extend_from_slice(v);
+            out.value(e, store);
             out.extend_from_slice(b"\r\n");
             e.class()
         });
         ctx.count_fetch(key, r, touch.is_some());
     }
-    out.extend_from_slice(reply::END);
+    true
 }
 
 /// `lru tune|mode|temp_ttl`: recorded for `stats settings` (see `server::tunables`).

@@ -16,6 +16,9 @@ use super::conn::Ctx;
 use super::Shared;
 use crate::config::Binding;
 
+/// A traced command whose reply has not been produced yet: it starts the next output.
+const AWAITED: usize = usize::MAX;
+
 /// The log target whose records are printed without decoration.
 pub const TARGET: &str = "memcached";
 
@@ -119,7 +122,13 @@ pub fn replies(sh: &Shared, out: &[u8]) {
     let Some((fd, mark)) = MARK.with(|m| m.take()) else {
         return;
     };
-    if !on(sh) || mark > out.len() {
+    if !on(sh) {
+        return;
+    }
+    let mark = if mark == AWAITED { 0 } else { mark };
+    if mark >= out.len() {
+        // Nothing yet (a value still arriving): the reply comes with a later round's output.
+        MARK.with(|m| m.set(Some((fd, AWAITED))));
         return;
     }
     for line in reply_lines(&out[mark..]) {

@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use super::conn::{Conn, Ctx, Outcome, Proto, Stream};
+use super::out::Out;
 use super::ConnInfo;
 use crate::protocol::udp;
 
@@ -22,7 +23,7 @@ pub struct UdpPort {
     pub sock: mio::net::UdpSocket,
     conn: Conn,
     buf: Vec<u8>,
-    out: Vec<u8>,
+    out: Out,
     ends: Vec<usize>,
 }
 
@@ -43,7 +44,7 @@ impl UdpPort {
             state: Default::default(),
         });
         let conn = Conn::new(Stream::Datagram, fd, info.clone());
-        Ok((UdpPort { sock, conn, buf: vec![0; RECV_MAX], out: Vec::new(), ends: Vec::new() }, fd, info))
+        Ok((UdpPort { sock, conn, buf: vec![0; RECV_MAX], out: Out::copying(), ends: Vec::new() }, fd, info))
     }
 
     /// Serve up to `budget` datagrams. Returns true when the budget ran out (more may wait:
@@ -66,7 +67,7 @@ impl UdpPort {
             while pos < body.len() {
                 let rest = &body[pos..];
                 let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
-                let last_key = match rest[0] != 0x80 && self.conn.proto != Proto::Binary {
+                let last_key = match rest[0] != crate::memcached::BINARY_REQ_MAGIC && self.conn.proto != Proto::Binary {
                     true => udp::retrieval_last_key(line.strip_suffix(b"\r").unwrap_or(line)),
                     false => None,
                 };

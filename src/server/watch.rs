@@ -34,8 +34,7 @@ pub const CONNEVENTS: u8 = 8;
 const KINDS: &[(&[u8], u8)] =
     &[(b"fetchers", FETCHERS), (b"mutations", MUTATIONS), (b"evictions", EVICTIONS), (b"connevents", CONNEVENTS)];
 
-const NOT_ALLOWED: &[u8] = b"CLIENT_ERROR watch commands not allowed\r\n";
-const ERROR: &[u8] = b"ERROR\r\n";
+use crate::protocol::text::reply::{ERROR, WATCH_DISABLED};
 
 /// How often the writer looks for closed watchers when nothing is logged.
 const WRITER_TICK: Duration = Duration::from_millis(100);
@@ -303,7 +302,7 @@ impl Events for Watchers {
 pub fn command(ctx: &Ctx<'_>, args: &[&[u8]], nargs: usize, out: &mut Vec<u8>) -> Action {
     let w = &ctx.shared.watch;
     if !w.allowed {
-        out.extend_from_slice(NOT_ALLOWED);
+        out.extend_from_slice(WATCH_DISABLED);
         return Action::Continue;
     }
     let mut kinds = if nargs == 0 { FETCHERS } else { 0 };

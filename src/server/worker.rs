@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::conn::{Conn, Ctx, InBuf, Outcome, Stream, OUTPUT_HIGH_WATER};
+use super::conn::{Conn, Ctx, InBuf, Outcome, Stream};
 use super::handoff::Arrival;
+use super::idle::IdleCheck;
 use super::listener::{Listener, MioListener};
+use super::out::Out;
 use super::report::RESERVED_FDS;
 use super::udp::UdpPort;
 use super::{ConnInfo, Shared};
@@ -52,7 +54,9 @@ pub struct Worker {
     free: Vec<usize>,
     ready: Vec<usize>,
     input: InBuf,
-    output: Vec<u8>,
+    output: Out,
+    /// `-o idle_timeout`: when to look for idle connections.
+    idle: IdleCheck,
 }
 
 /// Serve `conn` again after the events at hand, once (not when it is closing).
@@ -65,22 +69,49 @@ fn requeue(ready: &mut Vec<usize>, conn: &mut Conn, t: usize) {
 
 /// Write as much of `out` as the socket takes. A write error marks the connection for a hard
 /// close (pending output is dropped).
-fn write_some(conn: &mut Conn, out: &[u8]) -> usize {
-    let mut written = 0;
-    while written < out.len() {
-        match conn.stream.write(&out[written..]) {
-            Ok(0) => break,
-            Ok(n) => written += n,
-            Err(e) if would_block(&e) => break,
+/// What one read gave.
+enum Got {
+    /// `n` bytes; `drained` when the socket has no more for now (a short read).
+    Bytes {
+        n: usize,
+        drained: bool,
+    },
+    WouldBlock,
+    /// End of stream.
+    Eof,
+    /// The socket failed.
+    Failed,
+}
+
+/// Read once into `buf` (retrying interrupted reads). A short read means the socket is drained
+/// and edge-triggered readiness will report new data, except once the peer has closed its
+/// side: then no event comes again, so the caller must read on to the end of the stream.
+fn read_once(stream: &mut Stream, buf: &mut [u8], peer_closed: bool, fd: i32) -> Got {
+    let offered = buf.len();
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return Got::Eof,
+            Ok(n) => return Got::Bytes { n, drained: n < offered && !peer_closed },
+            Err(e) if would_block(&e) => return Got::WouldBlock,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => {
-                conn.closing = true;
-                conn.broken = true;
-                break;
+            Err(e) => {
+                log::debug!("read error on fd {fd}: {e}");
+                return Got::Failed;
             }
         }
     }
-    written
+}
+
+/// Write what the socket takes of `out`; a failed socket marks the connection broken.
+fn write_some(conn: &mut Conn, out: &mut Out) -> usize {
+    match out.write_to(&mut conn.stream) {
+        Ok(n) => n,
+        Err(_) => {
+            conn.closing = true;
+            conn.broken = true;
+            0
+        }
+    }
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -114,6 +145,7 @@ impl Worker {
             shared.conns.lock().insert(fd, info);
             ports.push(port);
         }
+        let idle = IdleCheck::new(shared.config.idle_timeout);
         Ok(Worker {
             id,
             shared,
@@ -126,7 +158,8 @@ impl Worker {
             free: Vec::new(),
             ready: Vec::new(),
             input: InBuf::with_capacity(READ_CHUNK),
-            output: Vec::with_capacity(READ_CHUNK),
+            output: Out::with_capacity(READ_CHUNK),
+            idle,
         })
     }
 
@@ -138,7 +171,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let idle = self.ready.is_empty() && self.udp_pending.is_empty();
-            let timeout = if idle { None } else { Some(Duration::ZERO) };
+            let timeout = if idle { self.idle.poll_timeout(Instant::now()) } else { Some(Duration::ZERO) };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -170,6 +203,10 @@ impl Worker {
                     }
                 }
             }
+            // after serving the events, so input that just arrived counts as activity
+            if self.idle.due(Instant::now()) {
+                self.kick_idle();
+            }
             for i in std::mem::take(&mut self.udp_pending) {
                 self.serve_udp(i);
             }
@@ -193,6 +230,18 @@ impl Worker {
             }
         }
         self.drain_and_close();
+    }
+
+    /// `-o idle_timeout`: close the connections idle for too long (see `idle`).
+    fn kick_idle(&mut self) {
+        let now = self.shared.clock().now();
+        for t in 0..self.conns.len() {
+            if self.conns[t].as_ref().is_some_and(|c| self.idle.kicks(c, now)) {
+                log::debug!("closing idle connection {t}");
+                self.shared.stats.threads[self.id].idle_kicks.inc();
+                self.close(t);
+            }
+        }
     }
 
     /// Serve datagrams from UDP socket `i`; come back next turn if some may be left.
@@ -301,7 +350,7 @@ impl Worker {
         let Some(mut conn) = self.conns.get_mut(t).and_then(|c| c.take()) else {
             return;
         };
-        if conn.wbuf.len() > OUTPUT_HIGH_WATER {
+        if conn.wbuf.over_high_water() {
             self.conns[t] = Some(conn); // backpressure: resume when the socket drains
             return;
         }
@@ -309,44 +358,52 @@ impl Worker {
         // Lend the scratch buffers unless the connection holds leftovers.
         let own_input = !conn.rbuf.is_empty();
         let mut input = if own_input { std::mem::take(&mut conn.rbuf) } else { std::mem::take(&mut self.input) };
-        let own_output = !conn.wbuf.is_empty();
+        let own_output = !conn.wbuf.is_done();
         let mut output = if own_output { std::mem::take(&mut conn.wbuf) } else { std::mem::take(&mut self.output) };
 
         let mut eof = false;
         let mut more_to_read = false;
-        if !conn.closing {
-            loop {
-                let want = READ_CHUNK.max(conn.need.saturating_sub(input.len()));
-                let spare = input.spare(want);
-                let offered = spare.len();
-                match conn.stream.read(spare) {
-                    Ok(0) => {
-                        eof = true;
+        if !conn.closing && input.is_empty() {
+            // A value in flight is read straight into its item, without passing a buffer.
+            while let Some(st) = conn.staged.as_mut() {
+                let spare = st.spare();
+                if spare.is_empty() {
+                    break;
+                }
+                match read_once(&mut conn.stream, spare, conn.peer_closed, conn.fd) {
+                    Got::Bytes { n, drained } => {
+                        st.commit(n);
+                        stats.bytes_read.add(n as u64);
+                        if drained {
+                            break;
+                        }
+                    }
+                    Got::WouldBlock => break,
+                    Got::Eof => eof = true,
+                    Got::Failed => (eof, conn.closing) = (true, true),
+                }
+                if eof {
+                    break;
+                }
+            }
+        }
+        while !conn.closing && !eof {
+            let want = READ_CHUNK.max(conn.need.saturating_sub(input.len()));
+            match read_once(&mut conn.stream, input.spare(want), conn.peer_closed, conn.fd) {
+                Got::Bytes { n, drained } => {
+                    input.commit(n);
+                    stats.bytes_read.add(n as u64);
+                    if drained {
                         break;
                     }
-                    Ok(n) => {
-                        input.commit(n);
-                        stats.bytes_read.add(n as u64);
-                        if n < offered && !conn.peer_closed {
-                            // Drained: edge-triggered readiness reports new data. Once the peer
-                            // has closed its side no event will come again, so read on to the
-                            // end of the stream instead.
-                            break;
-                        }
-                        if input.len() >= 4 * READ_CHUNK && conn.need <= input.len() {
-                            more_to_read = true; // enough to chew on; come back after processing
-                            break;
-                        }
-                    }
-                    Err(e) if would_block(&e) => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        log::debug!("read error on fd {}: {e}", conn.fd);
-                        eof = true;
-                        conn.closing = true;
+                    if input.len() >= 4 * READ_CHUNK && conn.need <= input.len() {
+                        more_to_read = true; // enough to chew on; come back after processing
                         break;
                     }
                 }
+                Got::WouldBlock => break,
+                Got::Eof => eof = true,
+                Got::Failed => (eof, conn.closing) = (true, true),
             }
         }
 
@@ -360,7 +417,7 @@ impl Worker {
         } else {
             conn.process(input.data(), &mut output, &ctx, budget)
         };
-        conn.info.state.leave(before, used, conn.need, conn.swallow);
+        conn.info.state.leave(before, used, conn.need.max(conn.staged.is_some() as usize), conn.swallow);
         super::trace::replies(&self.shared, &output);
         if used > 0 {
             conn.info.last_cmd.store(self.shared.clock().now(), Ordering::Relaxed);
@@ -399,15 +456,13 @@ impl Worker {
         }
 
         // Write what we can.
-        let written = write_some(&mut conn, &output);
+        let written = write_some(&mut conn, &mut output);
         stats.bytes_written.add(written as u64);
-        if written < output.len() && !conn.closing_hard() {
+        if !output.is_done() && !conn.closing_hard() {
             if own_output {
-                output.drain(..written);
                 conn.wbuf = output;
             } else {
-                conn.wbuf = output[written..].to_vec();
-                output.clear();
+                conn.wbuf = output.take_unsent();
                 if output.capacity() <= SCRATCH_KEEP {
                     self.output = output;
                 }
@@ -418,7 +473,7 @@ impl Worker {
                 self.output = output;
             }
         }
-        if outcome == Outcome::Blocked && conn.wbuf.is_empty() {
+        if outcome == Outcome::Blocked && conn.wbuf.is_done() {
             // Stopped for output room and the socket took it all: continue with the input.
             requeue(&mut self.ready, &mut conn, t);
         }
@@ -430,13 +485,11 @@ impl Worker {
         let Some(mut conn) = self.conns.get_mut(t).and_then(|c| c.take()) else {
             return;
         };
-        if !conn.wbuf.is_empty() {
-            let out = std::mem::take(&mut conn.wbuf);
-            let written = write_some(&mut conn, &out);
+        if !conn.wbuf.is_done() {
+            let mut out = std::mem::take(&mut conn.wbuf);
+            let written = write_some(&mut conn, &mut out);
             self.shared.stats.threads[self.id].bytes_written.add(written as u64);
-            if written < out.len() && !conn.closing_hard() {
-                let mut out = out;
-                out.drain(..written);
+            if !out.is_done() && !conn.closing_hard() {
                 conn.wbuf = out;
             } else if !conn.rbuf.is_empty() || conn.dump.is_some() {
                 // Input (or a metadump) was held back by backpressure: go on with it now.
@@ -448,7 +501,7 @@ impl Worker {
 
     /// Return a connection to its slot, or release it once it is closing with nothing to send.
     fn put_back(&mut self, conn: Conn, t: usize) {
-        if conn.closing && conn.wbuf.is_empty() {
+        if conn.closing && conn.wbuf.is_done() {
             self.release(conn, t);
         } else {
             self.conns[t] = Some(conn);
@@ -483,7 +536,7 @@ impl Worker {
         let mut events = Events::with_capacity(256);
         while Instant::now() < deadline {
             let pending: Vec<usize> =
-                (0..self.conns.len()).filter(|&i| self.conns[i].as_ref().is_some_and(|c| !c.wbuf.is_empty())).collect();
+                (0..self.conns.len()).filter(|&i| self.conns[i].as_ref().is_some_and(|c| !c.wbuf.is_done())).collect();
             if pending.is_empty() {
                 break;
             }

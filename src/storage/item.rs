@@ -58,6 +58,9 @@ pub const BIT_STALE: u8 = 4;
 pub const BIT_TOKEN_SENT: u8 = 8;
 /// The client gave the key base64-encoded (meta `b`): replies echo it the same way.
 pub const BIT_KEY_BINARY: u8 = 16;
+/// Referenced by an unsent reply (`storage::handle`): not evicted, not rewritten in place, and
+/// not freed when unlinked until the last reference is dropped.
+pub const BIT_PINNED: u8 = 32;
 
 /// A pointer to the start of an item's chunk.
 ///
@@ -78,7 +81,7 @@ impl ItemPtr {
     /// # Safety
     /// `p` must point to a chunk of slab memory that is 8-aligned and stays allocated for as
     /// long as the returned pointer is used.
-    pub unsafe fn from_raw(p: NonNull<u8>) -> ItemPtr {
+    pub(super) unsafe fn from_raw(p: NonNull<u8>) -> ItemPtr {
         ItemPtr(p)
     }
 
@@ -115,7 +118,7 @@ impl ItemPtr {
 
     /// Write a whole new item into a RESERVED chunk (the caller owns it exclusively).
     /// `value_len` bytes of value space are left for `value_mut` to fill.
-    pub fn init(self, class: u8, key: &[u8], flags: u32, exptime: u32, now: u32, value_len: usize) {
+    pub(super) fn init(self, class: u8, key: &[u8], flags: u32, exptime: u32, now: u32, value_len: usize) {
         debug_assert!(key.len() <= u8::MAX as usize);
         debug_assert!(class & HAS_FLAGS == 0);
         // SAFETY: exclusive, in bounds; written first because key_off() reads it.
@@ -140,65 +143,65 @@ impl ItemPtr {
 
     /// Chunk state (FREE / RESERVED / LINKED).
     #[inline]
-    pub fn state(self) -> u8 {
+    pub(super) fn state(self) -> u8 {
         self.atomic_u8(OFF_STATE).load(Ordering::Acquire)
     }
 
     #[inline]
-    pub fn set_state(self, s: u8) {
+    pub(super) fn set_state(self, s: u8) {
         self.atomic_u8(OFF_STATE).store(s, Ordering::Release)
     }
 
     #[inline]
-    pub fn bits(self) -> u8 {
+    pub(super) fn bits(self) -> u8 {
         self.atomic_u8(OFF_BITS).load(Ordering::Relaxed)
     }
 
     #[inline]
-    pub fn set_bits(self, b: u8) {
+    pub(super) fn set_bits(self, b: u8) {
         self.atomic_u8(OFF_BITS).fetch_or(b, Ordering::Relaxed);
     }
 
     #[inline]
-    pub fn clear_bits(self, b: u8) {
+    pub(super) fn clear_bits(self, b: u8) {
         self.atomic_u8(OFF_BITS).fetch_and(!b, Ordering::Relaxed);
     }
 
     #[inline]
-    pub fn exptime(self) -> u32 {
+    pub(super) fn exptime(self) -> u32 {
         self.atomic_u32(OFF_EXPTIME).load(Ordering::Relaxed)
     }
 
     #[inline]
-    pub fn set_exptime(self, t: u32) {
+    pub(super) fn set_exptime(self, t: u32) {
         self.atomic_u32(OFF_EXPTIME).store(t, Ordering::Relaxed)
     }
 
     /// Last access (or store) time, relative seconds.
     #[inline]
-    pub fn atime(self) -> u32 {
+    pub(super) fn atime(self) -> u32 {
         self.atomic_u32(OFF_ATIME).load(Ordering::Relaxed)
     }
 
     #[inline]
-    pub fn set_atime(self, t: u32) {
+    pub(super) fn set_atime(self, t: u32) {
         self.atomic_u32(OFF_ATIME).store(t, Ordering::Relaxed)
     }
 
     #[inline]
-    pub fn cas(self) -> u64 {
+    pub(super) fn cas(self) -> u64 {
         // SAFETY: aligned in-bounds read under the shard lock (module rules).
         unsafe { std::ptr::read(self.at(OFF_CAS) as *const u64) }
     }
 
     #[inline]
-    pub fn set_cas(self, cas: u64) {
+    pub(super) fn set_cas(self, cas: u64) {
         // SAFETY: aligned in-bounds write under the shard lock or while RESERVED.
         unsafe { std::ptr::write(self.at(OFF_CAS) as *mut u64, cas) }
     }
 
     #[inline]
-    pub fn flags(self) -> u32 {
+    pub(super) fn flags(self) -> u32 {
         if self.class_byte() & HAS_FLAGS != 0 {
             self.read_u32(OFF_FLAGS)
         } else {
@@ -219,37 +222,37 @@ impl ItemPtr {
     }
 
     #[inline]
-    pub fn vlen(self) -> usize {
+    pub(super) fn vlen(self) -> usize {
         self.read_u32(OFF_VLEN) as usize
     }
 
     #[inline]
-    pub fn klen(self) -> usize {
+    pub(super) fn klen(self) -> usize {
         // SAFETY: immutable while linked; in bounds.
         unsafe { *self.at(OFF_KLEN) as usize }
     }
 
     /// Slab class the chunk belongs to.
     #[inline]
-    pub fn class(self) -> u8 {
+    pub(super) fn class(self) -> u8 {
         self.class_byte() & !HAS_FLAGS
     }
 
     /// Bytes this item occupies (header + key + value), as reported in `bytes`.
     #[inline]
-    pub fn total(self) -> usize {
+    pub(super) fn total(self) -> usize {
         self.key_off() + self.klen() + self.vlen()
     }
 
     #[inline]
-    pub fn key<'a>(self) -> &'a [u8] {
+    pub(super) fn key<'a>(self) -> &'a [u8] {
         // SAFETY: the key is immutable while the chunk is allocated; callers only hold the
         // slice while the item cannot be freed and reused (module rules).
         unsafe { std::slice::from_raw_parts(self.at(self.key_off()), self.klen()) }
     }
 
     #[inline]
-    pub fn value<'a>(self) -> &'a [u8] {
+    pub(super) fn value<'a>(self) -> &'a [u8] {
         // SAFETY: read under the shard lock; the returned slice must not outlive it.
         unsafe { std::slice::from_raw_parts(self.at(self.key_off() + self.klen()), self.vlen()) }
     }
@@ -258,7 +261,7 @@ impl ItemPtr {
     /// its shard lock.
     #[inline]
     #[allow(clippy::mut_from_ref)]
-    pub fn value_mut<'a>(self) -> &'a mut [u8] {
+    pub(super) fn value_mut<'a>(self) -> &'a mut [u8] {
         // SAFETY: exclusive access per the module rules; in bounds.
         unsafe { std::slice::from_raw_parts_mut(self.at(self.key_off() + self.klen()), self.vlen()) }
     }

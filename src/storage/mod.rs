@@ -13,6 +13,12 @@
 //! a page, which locks shards. Operations that must allocate while an item is locked
 //! (append, growing incr) read what they need, unlock, allocate, relock and re-check.
 //!
+//! Visibility: `item` and `slab` are crate-private, and their raw chunk access (`ItemPtr`,
+//! `Slabs::ptr`, `value_mut`) is visible only inside `storage`, which keeps the rules written
+//! in `item`; everything else reaches items through `Entry` (under the shard lock), `Pinned`
+//! (a value kept alive and unchanged) and `Reservation` (a value being filled), whose safe APIs
+//! cannot outlive or alias the memory they point into.
+//!
 //! Eviction is CLOCK with second chance per slab class: every access sets the item's ACTIVE
 //! bit; the class hand clears it when passing and evicts the first linked item without it.
 //! This keeps reads free of any global LRU lock, like memcached's segmented LRU keeps reads off
@@ -21,8 +27,9 @@
 mod arena;
 pub mod clock;
 pub mod events;
-pub mod item;
-pub mod slab;
+mod handle;
+pub(crate) mod item;
+pub(crate) mod slab;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -33,16 +40,16 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 pub use clock::Clock;
+pub use handle::{Pinned, Reservation};
 use item::{
-    ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_KEY_BINARY, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE, STATE_LINKED,
-    STATE_RESERVED,
+    ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_KEY_BINARY, BIT_PINNED, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE,
+    STATE_LINKED, STATE_RESERVED,
 };
 use slab::{ChunkRef, ClassSnapshot, SlabConfig, Slabs};
 
 pub use item::{BIT_KEY_BINARY as KEY_BINARY, BIT_STALE as STALE, BIT_TOKEN_SENT as TOKEN_SENT};
 
-/// Longest key memcached accepts.
-pub const KEY_MAX: usize = 250;
+pub use crate::memcached::KEY_MAX;
 
 /// Record a fetch on a live item (its shard lock held). The first fetch marks it FETCHED and
 /// ACTIVE but leaves the last-access time alone, as memcached does (its time moves on the
@@ -158,7 +165,12 @@ pub enum StoreOutcome {
 /// Result of incr/decr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeltaOutcome {
-    Value { value: u64, cas: u64 },
+    /// The new number, the item's CAS and slab class (for per-class `stats slabs` counters).
+    Value {
+        value: u64,
+        cas: u64,
+        class: u8,
+    },
     NotFound,
     NonNumeric,
     Exists,
@@ -168,7 +180,10 @@ pub enum DeltaOutcome {
 /// Result of delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted,
+    /// Removed; the item was in this slab class.
+    Deleted {
+        class: u8,
+    },
     NotFound,
     Exists,
 }
@@ -209,6 +224,7 @@ impl GetOpts {
 /// A live item, seen while its shard is locked (only inside the callbacks of `get`/`update`).
 pub struct Entry<'s> {
     it: ItemPtr,
+    chunk: ChunkRef,
     store: &'s Store,
     /// Last access before this request (relative seconds).
     pub prev_atime: u32,
@@ -363,12 +379,18 @@ pub struct Store {
     item_size_max: usize,
     limit_bytes: AtomicU64,
     pub counters: StoreCounters,
+    /// Pin counts of items referenced by unsent replies (`handle::Pinned`). Lock order:
+    /// shard -> pins -> class.
+    pins: Mutex<std::collections::HashMap<ChunkRef, handle::PinCount>>,
     /// Who is told about lookups, stores and evictions (`watch`); set once by the server.
     events: std::sync::OnceLock<Arc<dyn events::Events>>,
 }
 
 /// Chunks the eviction hand may look at for one allocation before giving up.
 const EVICT_SCAN_LIMIT: usize = 50_000;
+
+/// How long a page move waits (in yields) for a RESERVED chunk before giving up on the page.
+const DRAIN_WAIT_YIELDS: u32 = 64;
 
 impl Store {
     pub fn new(cfg: &StoreConfig, clock: Arc<Clock>) -> Store {
@@ -411,6 +433,7 @@ impl Store {
             item_size_max: cfg.item_size_max,
             limit_bytes: AtomicU64::new(cfg.limit_bytes as u64),
             counters: StoreCounters::default(),
+            pins: Mutex::new(std::collections::HashMap::new()),
             events: std::sync::OnceLock::new(),
         }
     }
@@ -466,12 +489,18 @@ impl Store {
         }
     }
 
+    /// The slab class an item of this key length, value length and client flags is stored in
+    /// (0 when none fits): the class its per-class `stats slabs` counters go to, whatever the
+    /// protocol.
+    pub fn class_of(&self, klen: usize, vlen: usize, flags: u32) -> usize {
+        self.slabs.class_for(item::item_size_flags(klen, vlen, flags)).map_or(0, usize::from)
+    }
+
     /// Whether an item of this key/value/flags is over `-I`, counted as memcached counts it
     /// (48-byte header, 8-byte CAS, key + NUL, value + CRLF, 4 bytes of non-zero flags), so the
     /// limit falls exactly where memcached's does.
     pub fn too_large(&self, klen: usize, vlen: usize, flags: u32) -> bool {
-        let ntotal = 48 + if self.use_cas { 8 } else { 0 } + klen + 1 + vlen + 2 + if flags != 0 { 4 } else { 0 };
-        ntotal > self.item_size_max
+        crate::memcached::item_total(klen, vlen, flags, self.use_cas) > self.item_size_max
     }
 
     #[inline]
@@ -481,8 +510,9 @@ impl Store {
 
     /// An `Entry` for a live item whose shard lock the caller holds.
     #[inline]
-    fn entry(&self, it: ItemPtr, created: bool) -> Entry<'_> {
-        Entry { it, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0, created }
+    fn entry(&self, chunk: ChunkRef, created: bool) -> Entry<'_> {
+        let it = self.slabs.ptr(chunk);
+        Entry { it, chunk, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0, created }
     }
 
     /// Why `it` is not live, if it is not.
@@ -510,7 +540,7 @@ impl Store {
         let it = self.slabs.ptr(r);
         shard.items.fetch_sub(1, Ordering::Relaxed);
         shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
-        self.slabs.free(r, it);
+        self.release(r, it);
     }
 
     /// Link a RESERVED chunk, replacing `old` if given. Shard lock held.
@@ -573,12 +603,13 @@ impl Store {
         let now = self.clock.now();
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
-        Ok(self.hit_locked(self.slabs.ptr(r), opts, now, false, f))
+        Ok(self.hit_locked(r, opts, now, false, f))
     }
 
     /// Apply `opts` to a live item and call `f`. Shard lock held.
-    fn hit_locked<R>(&self, it: ItemPtr, opts: GetOpts, now: u32, created: bool, f: impl FnOnce(&Entry<'_>) -> R) -> R {
-        let entry = self.entry(it, created);
+    fn hit_locked<R>(&self, r: ChunkRef, opts: GetOpts, now: u32, created: bool, f: impl FnOnce(&Entry<'_>) -> R) -> R {
+        let entry = self.entry(r, created);
+        let it = entry.it;
         if let Some(t) = opts.touch {
             it.set_exptime(self.clock.realtime(t));
         }
@@ -607,7 +638,7 @@ impl Store {
             let now = self.clock.now();
             let mut table = shard.index.lock();
             if let Ok(r) = self.lookup_locked(&mut table, shard, h, key, now) {
-                return Ok(self.hit_locked(self.slabs.ptr(r), opts, now, false, f));
+                return Ok(self.hit_locked(r, opts, now, false, f));
             }
         }
         if key.len() > KEY_MAX || self.too_large(key.len(), 0, 0) {
@@ -622,13 +653,13 @@ impl Store {
             Ok(o) => {
                 // Someone created it meanwhile: ours is not needed.
                 self.abandon(r);
-                Ok(self.hit_locked(self.slabs.ptr(o), opts, now, false, f))
+                Ok(self.hit_locked(o, opts, now, false, f))
             }
             Err(_) => {
                 let it = self.slabs.ptr(r);
                 it.set_cas(cas.unwrap_or_else(|| self.next_cas()));
                 self.link_locked(&mut table, shard, h, r, None);
-                Ok(self.hit_locked(it, opts, now, true, f))
+                Ok(self.hit_locked(r, opts, now, true, f))
             }
         }
     }
@@ -651,8 +682,11 @@ impl Store {
             return Some(r);
         }
         if !self.evictions_enabled {
-            self.note_oom(class);
-            return None;
+            let r = self.slabs.try_alloc_first_page(class, size);
+            if r.is_none() {
+                self.note_oom(class);
+            }
+            return r;
         }
         for _ in 0..4 {
             if let Some(r) = self.evict_one(class, size) {
@@ -665,8 +699,9 @@ impl Store {
                 return Some(r);
             }
         }
-        // Last try: somebody may have freed memory meanwhile.
-        let r = self.slabs.try_alloc(class, size);
+        // Last try: somebody may have freed memory meanwhile; a class with no page at all may
+        // take one past the budget (memcached's rule; see `Slabs::take_page`).
+        let r = self.slabs.try_alloc(class, size).or_else(|| self.slabs.try_alloc_first_page(class, size));
         if r.is_none() {
             self.note_oom(class);
         }
@@ -709,7 +744,8 @@ impl Store {
             let Some(mut table) = shard.index.try_lock() else {
                 continue;
             };
-            if it.state() != STATE_LINKED {
+            // A pinned item is still being sent: its chunk cannot be reused yet.
+            if it.state() != STATE_LINKED || it.bits() & BIT_PINNED != 0 {
                 continue;
             }
             if let Ok(e) = table.find_entry(h, |&x| x == r) {
@@ -810,19 +846,29 @@ impl Store {
     /// Empty one page of `victim` into the spare pool, evicting what it holds. The caller
     /// holds the mover lock.
     fn drain_page(&self, victim: u8) -> bool {
-        let Some((page, carved)) = self.slabs.begin_drain(victim) else {
+        let busy = |it: ItemPtr| it.state() == STATE_RESERVED || it.bits() & BIT_PINNED != 0;
+        let Some((page, carved)) = self.slabs.begin_drain(victim, busy) else {
             return false;
         };
         let counters = self.slabs.counters(victim as usize);
         for slot in 0..carved {
             let (r, it) = self.slabs.drain_ptr(victim, page, slot);
+            let mut waited = 0;
             loop {
                 match it.state() {
                     STATE_FREE => break,
-                    STATE_RESERVED => {
-                        // Being filled by another thread: it will link or free it shortly.
+                    STATE_RESERVED if waited < DRAIN_WAIT_YIELDS => {
+                        // Usually an item being built by another thread, linked or freed
+                        // within microseconds.
+                        waited += 1;
                         std::thread::yield_now();
                         continue;
+                    }
+                    STATE_RESERVED => {
+                        // A value still arriving from a client, or a replaced item still being
+                        // sent: it may stay for as long as that client stalls. Give up.
+                        self.slabs.abort_drain(victim, page, carved);
+                        return false;
                     }
                     _ => {}
                 }
@@ -833,6 +879,11 @@ impl Store {
                 let mut table = shard.index.lock();
                 if it.state() != STATE_LINKED {
                     continue;
+                }
+                if it.bits() & BIT_PINNED != 0 {
+                    drop(table);
+                    self.slabs.abort_drain(victim, page, carved);
+                    return false;
                 }
                 if let Ok(e) = table.find_entry(h, |&x| x == r) {
                     e.remove();
@@ -926,7 +977,14 @@ impl Store {
             }
             return StoreOutcome::NoMemory;
         };
+        self.store_whole_in(req, r)
+    }
+
+    /// The second half of a whole-value store: link the filled RESERVED chunk `r` (key, flags
+    /// and value already in place) as `req.mode` says, or free it.
+    fn store_whole_in(&self, req: &StoreReq<'_>, r: ChunkRef) -> StoreOutcome {
         let it = self.slabs.ptr(r);
+        it.set_exptime(self.clock.realtime(req.exptime));
         if req.key_binary {
             it.set_bits(BIT_KEY_BINARY);
         }
@@ -1061,6 +1119,7 @@ impl Store {
         self.delta_with(key, incr, delta, cas_in, create, new_cas, |e, value| DeltaOutcome::Value {
             value,
             cas: e.cas(),
+            class: e.class(),
         })
         .unwrap_or_else(|miss| miss)
     }
@@ -1112,7 +1171,7 @@ impl Store {
                     let it = self.slabs.ptr(r);
                     it.set_cas(new_cas.unwrap_or_else(|| self.next_cas()));
                     self.link_locked(&mut table, shard, h, r, None);
-                    return Ok(f(&self.entry(it, true), initial));
+                    return Ok(f(&self.entry(r, true), initial));
                 }
             };
             let oit = self.slabs.ptr(o);
@@ -1124,7 +1183,8 @@ impl Store {
             };
             let value = if incr { cur.wrapping_add(delta) } else { cur.saturating_sub(delta) };
             let digits = buf.format(value).as_bytes();
-            if digits.len() <= oit.vlen() {
+            // In place only when no unsent reply references the value (see `handle`).
+            if digits.len() <= oit.vlen() && oit.bits() & BIT_PINNED == 0 {
                 let v = oit.value_mut();
                 v[..digits.len()].copy_from_slice(digits);
                 v[digits.len()..].fill(b' ');
@@ -1132,7 +1192,7 @@ impl Store {
                 oit.set_cas(cas);
                 oit.set_bits(BIT_ACTIVE);
                 oit.set_atime(now);
-                return Ok(f(&self.entry(oit, false), value));
+                return Ok(f(&self.entry(o, false), value));
             }
             // The number grew: build a new item and swap it in if nothing changed meanwhile.
             let (old_cas, flags, exptime) = (oit.cas(), oit.flags(), oit.exptime());
@@ -1148,7 +1208,7 @@ impl Store {
                     it.set_cas(cas);
                     it.set_bits(BIT_ACTIVE);
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return Ok(f(&self.entry(it, false), value));
+                    return Ok(f(&self.entry(r, false), value));
                 }
                 _ => {
                     drop(table);
@@ -1195,7 +1255,7 @@ impl Store {
                     let it = self.slabs.ptr(r);
                     it.set_cas(cas.unwrap_or(old_cas));
                     self.link_locked(&mut table, shard, h, r, Some(o));
-                    return Ok(f(&self.entry(it, false)));
+                    return Ok(f(&self.entry(r, false)));
                 }
                 _ => {
                     drop(table);
@@ -1217,8 +1277,9 @@ impl Store {
                 if cas_in != 0 && cas_in != self.visible_cas(self.slabs.ptr(r)) {
                     return DeleteOutcome::Exists;
                 }
+                let class = self.slabs.ptr(r).class();
                 self.unlink_locked(&mut table, shard, h, r);
-                DeleteOutcome::Deleted
+                DeleteOutcome::Deleted { class }
             }
             Err(_) => DeleteOutcome::NotFound,
         }
@@ -1231,8 +1292,7 @@ impl Store {
         let now = self.clock.now();
         let mut table = shard.index.lock();
         let r = self.lookup_locked(&mut table, shard, h, key, now)?;
-        let it = self.slabs.ptr(r);
-        let entry = self.entry(it, false);
+        let entry = self.entry(r, false);
         let (out, remove) = f(&entry);
         if remove {
             self.unlink_locked(&mut table, shard, h, r);
@@ -1297,7 +1357,7 @@ impl Store {
                 }
                 shard.items.fetch_sub(1, Ordering::Relaxed);
                 shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
-                self.slabs.free(r, it);
+                self.release(r, it);
                 reclaimed += 1;
                 false
             });
@@ -1330,11 +1390,10 @@ impl Store {
         let now = self.clock.now();
         let table = shard.index.lock();
         for &r in table.iter() {
-            let it = self.slabs.ptr(r);
-            if self.dead(it, now).is_some() {
+            if self.dead(self.slabs.ptr(r), now).is_some() {
                 continue;
             }
-            if !f(&self.entry(it, false)) {
+            if !f(&self.entry(r, false)) {
                 return false;
             }
         }

@@ -34,6 +34,9 @@ pub const MAX_CLASSES: usize = 63;
 /// Alignment of chunk sizes.
 const CHUNK_ALIGN: usize = 8;
 
+/// Pages of a class a page move looks at to find one with no busy chunk.
+const DRAIN_CANDIDATES: usize = 8;
+
 /// Sizing of the allocator.
 #[derive(Clone, Debug)]
 pub struct SlabConfig {
@@ -279,7 +282,7 @@ impl Slabs {
 
     /// Pointer to a chunk.
     #[inline]
-    pub fn ptr(&self, r: ChunkRef) -> ItemPtr {
+    pub(super) fn ptr(&self, r: ChunkRef) -> ItemPtr {
         let page = (r >> self.slot_bits) as usize;
         let class = self.page_class[page].load(Ordering::Acquire);
         self.ptr_in(class, r)
@@ -291,26 +294,43 @@ impl Slabs {
     }
 
     #[inline]
-    pub fn page_of(&self, r: ChunkRef) -> u32 {
+    pub(super) fn page_of(&self, r: ChunkRef) -> u32 {
         r >> self.slot_bits
     }
 
     /// Lock one class.
-    pub fn lock(&self, class: u8) -> MutexGuard<'_, ClassState> {
+    pub(super) fn lock(&self, class: u8) -> MutexGuard<'_, ClassState> {
         self.state[class as usize].lock()
     }
 
     /// Take a chunk of `class` without evicting: free list, then carving, then a new page.
     /// The chunk comes back RESERVED. `size` is the item size (for `mem_requested`).
-    pub fn try_alloc(&self, class: u8, size: usize) -> Option<ChunkRef> {
+    pub(super) fn try_alloc(&self, class: u8, size: usize) -> Option<ChunkRef> {
         let mut st = self.lock(class);
         let r = self.try_alloc_locked(class, &mut st)?;
         self.mark_reserved(class, r, size);
         Some(r)
     }
 
+    /// A chunk of a class that owns no page, from a page taken past the budget (see
+    /// `take_page`). `None` when the class already has pages or memory is exhausted.
+    pub(super) fn try_alloc_first_page(&self, class: u8, size: usize) -> Option<ChunkRef> {
+        let mut st = self.lock(class);
+        if !st.pages.is_empty() {
+            return None;
+        }
+        let page = self.take_page(true)?;
+        self.page_class[page as usize].store(class, Ordering::Release);
+        st.pages.push(page);
+        st.carve_next = 1;
+        let r = self.make_ref(page, 0);
+        drop(st);
+        self.mark_reserved(class, r, size);
+        Some(r)
+    }
+
     /// Count a chunk handed out under the class lock.
-    pub fn mark_reserved(&self, class: u8, r: ChunkRef, size: usize) {
+    pub(super) fn mark_reserved(&self, class: u8, r: ChunkRef, size: usize) {
         self.ptr_in(class, r).set_state(STATE_RESERVED);
         let c = &self.counters[class as usize];
         c.used.fetch_add(1, Ordering::Relaxed);
@@ -319,7 +339,7 @@ impl Slabs {
 
     /// Pointer to a chunk whose class is known (cheaper than `ptr`).
     #[inline]
-    pub fn ptr_in(&self, class: u8, r: ChunkRef) -> ItemPtr {
+    pub(super) fn ptr_in(&self, class: u8, r: ChunkRef) -> ItemPtr {
         let page = (r >> self.slot_bits) as usize;
         let slot = (r & ((1 << self.slot_bits) - 1)) as usize;
         let base = self.pages[page].load(Ordering::Acquire);
@@ -339,21 +359,26 @@ impl Slabs {
                 return Some(r);
             }
         }
-        let page = self.take_page()?;
+        let page = self.take_page(false)?;
         self.page_class[page as usize].store(class, Ordering::Release);
         st.pages.push(page);
         st.carve_next = 1;
         Some(self.make_ref(page, 0))
     }
 
-    /// A page from the spare pool or fresh memory within the budget.
-    fn take_page(&self) -> Option<u32> {
+    /// A page from the spare pool or fresh memory within the budget. With `first_of_class` (a
+    /// class that owns no page, when nothing could be evicted or moved) the page may come past
+    /// the budget, as memcached's `do_slabs_newslab` allows: so small items can still be stored
+    /// when every page is held by values still arriving or being sent (neither can be evicted).
+    /// That bounds the overshoot by one page per class.
+    fn take_page(&self, first_of_class: bool) -> Option<u32> {
         if let Some(p) = self.spare.lock().pop() {
             return Some(p);
         }
         loop {
             let n = self.pages_allocated.load(Ordering::Relaxed);
-            if n >= self.page_limit.load(Ordering::Relaxed) || n >= self.pages.len() {
+            let over = n >= self.page_limit.load(Ordering::Relaxed) && !first_of_class;
+            if over || n >= self.pages.len() {
                 return None;
             }
             if self.pages_allocated.compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
@@ -370,7 +395,7 @@ impl Slabs {
     }
 
     /// Return a chunk. The caller has unlinked it (or never linked it).
-    pub fn free(&self, r: ChunkRef, it: ItemPtr) {
+    pub(super) fn free(&self, r: ChunkRef, it: ItemPtr) {
         let class = it.class();
         let size = it.total() as u64;
         let st = &mut *self.lock(class);
@@ -384,7 +409,7 @@ impl Slabs {
     }
 
     /// Free a chunk while already holding its class lock (eviction reuses chunks instead).
-    pub fn uncount(&self, class: u8, size: usize) {
+    pub(super) fn uncount(&self, class: u8, size: usize) {
         let c = &self.counters[class as usize];
         c.used.fetch_sub(1, Ordering::Relaxed);
         c.requested.fetch_sub(size as u64, Ordering::Relaxed);
@@ -392,7 +417,7 @@ impl Slabs {
 
     /// Advance `class`'s eviction hand and return the chunk it now points at.
     /// Returns `None` when the class has no carved chunks.
-    pub fn hand_next(&self, class: u8, st: &mut ClassState) -> Option<ChunkRef> {
+    pub(super) fn hand_next(&self, class: u8, st: &mut ClassState) -> Option<ChunkRef> {
         if st.pages.is_empty() {
             return None;
         }
@@ -418,7 +443,7 @@ impl Slabs {
     }
 
     /// Number of chunks the hand can visit in `class`.
-    pub fn carved_chunks(&self, class: u8, st: &ClassState) -> usize {
+    pub(super) fn carved_chunks(&self, class: u8, st: &ClassState) -> usize {
         if st.pages.is_empty() {
             return 0;
         }
@@ -429,15 +454,23 @@ impl Slabs {
     /// Start moving a page out of `class`: the page nearest the eviction hand is detached
     /// from the class, its free chunks dropped, and it is marked DRAINING so that chunks freed
     /// from now on are not reused. Returns the page and how many slots were carved in it.
-    pub fn begin_drain(&self, class: u8) -> Option<(u32, usize)> {
+    /// Pages holding a chunk for which `busy` is true (reserved for a value still arriving, or
+    /// pinned by an unsent reply) are passed over; `None` if every page looked at is busy.
+    pub(super) fn begin_drain(&self, class: u8, busy: impl Fn(ItemPtr) -> bool) -> Option<(u32, usize)> {
         let st = &mut *self.lock(class);
         if st.pages.is_empty() {
             return None;
         }
         let per_page = self.classes[class as usize].per_page;
-        let idx = st.hand_page.min(st.pages.len() - 1);
         let last = st.pages.len() - 1;
-        let carved = if idx == last { st.carve_next.min(per_page) } else { per_page };
+        let carved_in = |st: &ClassState, idx: usize| if idx == last { st.carve_next.min(per_page) } else { per_page };
+        let start = st.hand_page.min(last);
+        // Look at a few pages from the hand on: a page with a busy chunk cannot be emptied now.
+        let idx = (0..st.pages.len().min(DRAIN_CANDIDATES)).map(|i| (start + i) % st.pages.len()).find(|&idx| {
+            let page = st.pages[idx];
+            !(0..carved_in(st, idx)).any(|slot| busy(self.ptr_in(class, self.make_ref(page, slot))))
+        })?;
+        let carved = carved_in(st, idx);
         let page = st.pages.remove(idx);
         if idx == last {
             // The carving page left: the new last page (if any) is fully carved.
@@ -455,13 +488,38 @@ impl Slabs {
     }
 
     /// Pointer to slot `slot` of a draining page of `class`.
-    pub fn drain_ptr(&self, class: u8, page: u32, slot: usize) -> (ChunkRef, ItemPtr) {
+    pub(super) fn drain_ptr(&self, class: u8, page: u32, slot: usize) -> (ChunkRef, ItemPtr) {
         let r = self.make_ref(page, slot);
         (r, self.ptr_in(class, r))
     }
 
+    /// Give up a move (a chunk of the page became busy): the page goes back to `class` as a
+    /// fully carved page, its free chunks (and any never carved) onto the free list.
+    pub(super) fn abort_drain(&self, class: u8, page: u32, carved: usize) {
+        let st = &mut *self.lock(class);
+        // Under the class lock, so a concurrent `free` either already ran (its chunk is FREE and
+        // pushed here) or runs after and pushes its chunk itself.
+        self.page_draining[page as usize].store(false, Ordering::Release);
+        let per_page = self.classes[class as usize].per_page;
+        for slot in 0..per_page {
+            let it = self.ptr_in(class, self.make_ref(page, slot));
+            if slot >= carved {
+                it.set_state(STATE_FREE);
+            }
+            if it.state() == STATE_FREE {
+                st.free.push(self.make_ref(page, slot));
+            }
+        }
+        st.pages.insert(0, page);
+        if st.pages.len() > 1 {
+            st.hand_page += 1;
+        } else {
+            st.carve_next = per_page;
+        }
+    }
+
     /// Finish a move: the emptied page becomes a spare page for any class.
-    pub fn end_drain(&self, page: u32) {
+    pub(super) fn end_drain(&self, page: u32) {
         self.page_class[page as usize].store(0, Ordering::Release);
         self.page_draining[page as usize].store(false, Ordering::Release);
         self.spare.lock().push(page);
@@ -567,8 +625,14 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 2 * per_page);
-        // other classes cannot get memory either
+        // other classes cannot get memory either...
         assert!(s.try_alloc(1, 50).is_none());
+        // ...except a first page past the budget, when asked (memcached's rule), and no more
+        let small = s.class_info(1).per_page;
+        assert_eq!((0..small + 1).filter(|_| s.try_alloc_first_page(1, 50).is_some()).count(), 1);
+        assert_eq!((0..small).filter(|_| s.try_alloc(1, 50).is_some()).count(), small - 1);
+        assert!(s.try_alloc_first_page(1, 50).is_none());
+        assert_eq!(s.pages_allocated(), 3);
     }
 
     #[test]
@@ -596,7 +660,7 @@ mod tests {
         let s = Slabs::new(&cfg(2));
         let class = s.class_for(1000).unwrap();
         while s.try_alloc(class, 1000).is_some() {}
-        let (page, carved) = s.begin_drain(class).unwrap();
+        let (page, carved) = s.begin_drain(class, |_| false).unwrap();
         assert_eq!(carved, s.class_info(class as usize).per_page);
         s.end_drain(page);
         assert!(s.try_alloc(1, 50).is_some());

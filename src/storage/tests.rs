@@ -25,7 +25,7 @@ fn set_get_replace_add() {
     assert!(matches!(s.store(&StoreReq::new(Mode::Replace, b"a", b"3", 7, 0)), StoreOutcome::Stored { .. }));
     assert_eq!(s.get(b"a", GetOpts::GET, |e| (e.value().to_vec(), e.flags())).unwrap(), (b"3".to_vec(), 7));
     assert_eq!(s.snapshot().curr_items, 1);
-    assert_eq!(s.delete(b"a", 0), DeleteOutcome::Deleted);
+    assert!(matches!(s.delete(b"a", 0), DeleteOutcome::Deleted { .. }));
     assert_eq!(s.delete(b"a", 0), DeleteOutcome::NotFound);
     assert_eq!(s.snapshot().curr_items, 0);
     assert_eq!(s.snapshot().bytes, 0);
@@ -317,7 +317,11 @@ fn delta_with_reports_creation_and_does_not_mark_fetched() {
     get(&s, b"g");
     assert_eq!(
         s.delta(b"g", true, 1, 0, None, None),
-        DeltaOutcome::Value { value: 10, cas: s.peek(b"g", |e| e.cas()).unwrap() }
+        DeltaOutcome::Value {
+            value: 10,
+            cas: s.peek(b"g", |e| e.cas()).unwrap(),
+            class: s.peek(b"g", |e| e.class()).unwrap()
+        }
     );
     assert!(!s.peek(b"g", |e| e.fetched_before).unwrap());
     assert_eq!(s.delta_with(b"none", true, 1, 0, None, None, |_, v| v), Err(DeltaOutcome::NotFound));

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod hostile;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,9 +15,17 @@ pub fn rustcached_bin() -> &'static str {
     env!("CARGO_BIN_EXE_rustcached")
 }
 
-/// Debian's memcached, if installed.
-pub fn memcached_bin() -> Option<&'static str> {
-    ["/usr/bin/memcached", "/usr/local/bin/memcached"].into_iter().find(|p| std::path::Path::new(p).exists())
+/// Debian's memcached, the oracle of the differential tests: a test that needs it fails
+/// when it is missing (`.ci/run` installs it).
+pub fn memcached_bin() -> &'static str {
+    let found =
+        ["/usr/bin/memcached", "/usr/local/bin/memcached"].into_iter().find(|p| std::path::Path::new(p).exists());
+    found.expect("Debian's memcached is not installed: apt-get install memcached (.ci/run does)")
+}
+
+/// Fail (not skip) when a tool a test needs is missing.
+pub fn needs(present: bool, what: &str) {
+    assert!(present, "{what} is not installed (.ci/run installs it)");
 }
 
 pub fn is_root() -> bool {
@@ -73,9 +82,7 @@ pub fn listening(pid: u32, port: u16) -> bool {
 /// scenarios 1.6.18 defines run against both (memcached as the oracle).
 pub fn servers(args: &[&str]) -> Vec<(&'static str, Server)> {
     let mut v = vec![("rustcached", Server::start(args))];
-    if let Some(mc) = memcached_bin() {
-        v.push(("memcached", Server::start_bin(mc, args)));
-    }
+    v.push(("memcached", Server::start_bin(memcached_bin(), args)));
     v
 }
 
@@ -233,4 +240,51 @@ pub fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
             Err(_) => return (out, false),
         }
     }
+}
+
+/// Fail (not skip) when `program args` does not succeed: the test needs `install`.
+pub fn require(program: &str, args: &[&str], install: &str) {
+    let ok = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "`{program} {}` failed: {install} (.ci/run installs it)", args.join(" "));
+}
+
+/// Start `bin` like `Server::start_bin` (free port, `-U 0 -l 127.0.0.1`, `-u root` as root,
+/// then `args`, which may override those) and wait until it listens or exits: the server, or
+/// its exit code and trimmed stderr (for the refusals memcached and rustcached must agree on).
+pub fn try_start(bin: &str, args: &[&str]) -> Result<Server, (i32, String)> {
+    let port = free_port();
+    let err_path = std::env::temp_dir().join(format!("rc-try-start-{}-{port}.err", std::process::id()));
+    let err = std::fs::File::create(&err_path).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1"]);
+    if is_root() && !args.contains(&"-u") {
+        cmd.args(["-u", "root"]);
+    }
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+    let mut child = cmd.spawn().expect("spawn server");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let outcome = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+            break Err((st.code().unwrap_or(-1), text.trim().to_string()));
+        }
+        if listening(child.id(), port) {
+            break Ok(Server { child, port });
+        }
+        assert!(Instant::now() < deadline, "{bin} {args:?} neither listened nor exited");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_file(&err_path);
+    outcome
+}
+
+/// rustcached, and memcached when installed.
+pub fn binaries() -> Vec<&'static str> {
+    vec![rustcached_bin(), memcached_bin()]
 }
