@@ -30,3 +30,7 @@ python3 -c 'import meta_memcache' 2>/dev/null ||
 # Python ones into the python3 on PATH.
 npm ci --prefix tests/discovery/node --no-audit --no-fund --silent
 PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check -r tests/discovery/requirements.txt
+# tests/version.rs: Python's strict version parser (Perl's version.pm and Ruby's Gem come with
+# perl and ruby)
+python3 -c 'import packaging.version' 2>/dev/null ||
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check packaging

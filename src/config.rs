@@ -9,28 +9,40 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
-/// The version clients see: memcached's numbering first (clients gate features on it), then ours.
-pub const VERSION: &str = concat!("1.6.18-rustcached-", env!("CARGO_PKG_VERSION"));
+/// The version clients see (`version`, binary Version, `stats` `version`): the memcached release
+/// whose behaviour we match, and nothing else. Clients gate features on it, and strict parsers
+/// (Perl's `version->parse`, Python's `packaging.version`, Ruby's `Gem::Version`, semver)
+/// must accept it: a suffix such as `1.6.18-rustcached-0.1.0` makes Perl's and Python's die.
+pub const VERSION: &str = "1.6.18";
 
-/// Exit code for configuration errors (EX_USAGE), as memcached uses.
+/// Our own release: `-V`, the startup log line and the metrics page. Not in any `stats`
+/// reply: those stay byte for byte memcached's (tests/cases replay them).
+pub const RUSTCACHED_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Exit codes, the ones memcached uses: 1 for command-line (getopt) errors and some bad values,
+/// then sysexits.h: EX_USAGE for bad settings (and root without `-u`), EX_NOUSER for an
+/// unknown `-u` user, EX_OSERR when a socket cannot be bound or the process set up.
+pub const EXIT_FAILURE: i32 = 1;
 pub const EX_USAGE: i32 = 64;
+pub const EX_NOUSER: i32 = 67;
+pub const EX_OSERR: i32 = 71;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "rustcached",
-    version = VERSION,
+    version = RUSTCACHED_VERSION,
     about = "A memcached-compatible, multithreaded cache daemon",
     disable_version_flag = true,
     // getopt semantics: a repeated flag takes the last value (conf file, then command line)
     args_override_self = true
 )]
 pub struct Args {
-    /// TCP port to listen on (0 = off) [default: 11211, or the UDP port when only -U is given]
-    #[arg(short = 'p', long = "port")]
-    pub port: Option<u16>,
-    /// UDP port to listen on (0 = off)
-    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
-    pub udp_port: u16,
+    /// TCP port to listen on (0 = off, -1 = ephemeral) [default: 11211, or the UDP port when only -U is given]
+    #[arg(short = 'p', long = "port", allow_negative_numbers = true)]
+    pub port: Option<i32>,
+    /// UDP port to listen on (0 = off, -1 = ephemeral)
+    #[arg(short = 'U', long = "udp-port", default_value_t = 0, allow_negative_numbers = true)]
+    pub udp_port: i32,
     /// UNIX socket to listen on (disables network support)
     #[arg(short = 's', long = "unix-socket")]
     pub unix_socket: Option<PathBuf>,
@@ -148,6 +160,101 @@ impl Args {
     }
 }
 
+/// getopt_long's treatment of long options, which clap lacks: an unambiguous prefix names the
+/// option (`--thr=2` is `--threads=2`); an unknown or ambiguous one is refused in glibc's
+/// words. Returns `argv` with every long option spelled out in full.
+pub fn expand_long_options(argv: &[String]) -> Result<Vec<String>, ConfigError> {
+    use clap::CommandFactory;
+    let cmd = Args::command();
+    let prog = argv.first().map(String::as_str).unwrap_or("rustcached");
+    let takes_value = |a: &clap::Arg| a.get_action().takes_values();
+    let mut out: Vec<String> = Vec::with_capacity(argv.len());
+    let mut rest = argv.iter();
+    out.extend(rest.next().cloned());
+    while let Some(arg) = rest.next() {
+        out.push(arg.clone());
+        if arg == "--" {
+            out.extend(rest.by_ref().cloned());
+            break;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let (name, value) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            let exact = cmd.get_arguments().find(|a| a.get_long() == Some(name));
+            let candidates: Vec<&clap::Arg> = match exact {
+                Some(a) => vec![a],
+                None => cmd.get_arguments().filter(|a| a.get_long().is_some_and(|l| l.starts_with(name))).collect(),
+            };
+            let (arg_def, full) = match candidates.as_slice() {
+                [one] => (*one, one.get_long().unwrap_or(name)),
+                // clap's own --help/--version are not in get_arguments
+                [] if "help".starts_with(name) && !name.is_empty() => continue,
+                [] => return Err(getopt_failure(prog, &format!("unrecognized option '{arg}'"))),
+                many => {
+                    let names: Vec<String> =
+                        many.iter().filter_map(|a| a.get_long()).map(|l| format!("'--{l}'")).collect();
+                    let msg = format!("option '{arg}' is ambiguous; possibilities: {}", names.join(" "));
+                    return Err(getopt_failure(prog, &msg));
+                }
+            };
+            *out.last_mut().expect("just pushed") = match value {
+                Some(v) => format!("--{full}={v}"),
+                None => format!("--{full}"),
+            };
+            if value.is_none() && takes_value(arg_def) {
+                out.extend(rest.next().cloned());
+            }
+        } else if let Some(shorts) = arg.strip_prefix('-') {
+            // A cluster like `-vvm 64`: the first short option that takes a value ends it, and
+            // takes the next word when nothing follows it in this one.
+            for (i, ch) in shorts.char_indices() {
+                if cmd.get_arguments().any(|a| a.get_short() == Some(ch) && takes_value(a)) {
+                    if i + ch.len_utf8() == shorts.len() {
+                        out.extend(rest.next().cloned());
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A command-line error as memcached reports it: getopt's line, then memcached's own.
+fn getopt_failure(prog: &str, msg: &str) -> ConfigError {
+    ConfigError { message: format!("{prog}: {msg}\nIllegal argument \"?\""), code: EXIT_FAILURE }
+}
+
+/// Turn clap's refusal of the command line into memcached's message and exit code (1), so
+/// scripts that check for memcached's failures see the same. `None` for `--help` (exit 0).
+pub fn command_line_error(argv: &[String], e: &clap::Error) -> Option<ConfigError> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !e.use_stderr() {
+        return None;
+    }
+    let prog = argv.first().map(String::as_str).unwrap_or("rustcached");
+    let invalid = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.split_whitespace().next().unwrap_or("").to_string(),
+        _ => String::new(),
+    };
+    let short = |flag: &str| flag.strip_prefix('-').filter(|f| !f.starts_with('-')).map(str::to_string);
+    let msg = match (e.kind(), short(&invalid)) {
+        (ErrorKind::UnknownArgument, Some(c)) => format!("invalid option -- '{c}'"),
+        (ErrorKind::UnknownArgument, None) => format!("unrecognized option '{invalid}'"),
+        // A missing value: the flag is the last word, as typed.
+        (ErrorKind::InvalidValue, _) if matches!(e.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v.is_empty()) => {
+            match argv.last().map(String::as_str).unwrap_or("") {
+                long if long.starts_with("--") => format!("option '{long}' requires an argument"),
+                short => format!("option requires an argument -- '{}'", short.chars().last().unwrap_or('?')),
+            }
+        }
+        _ => e.to_string().lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string(),
+    };
+    Some(getopt_failure(prog, &msg))
+}
+
 /// How connections pick a protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
@@ -169,8 +276,12 @@ impl Binding {
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// TCP port; 0 is off unless `tcp_ephemeral` (`-p -1`: bind port 0, let the kernel pick).
     pub port: u16,
+    /// UDP port; 0 is off unless `udp_ephemeral` (`-U -1`).
     pub udp_port: u16,
+    pub tcp_ephemeral: bool,
+    pub udp_ephemeral: bool,
     pub unix_socket: Option<PathBuf>,
     pub unix_mask: u32,
     /// Addresses to bind; empty with a port means "all interfaces".
@@ -399,11 +510,20 @@ impl Config {
                 return Err(usage("Cannot use UDP with ascii authentication enabled (-U 0 to disable)"));
             }
         }
-        // memcached: `-U N` without `-p` moves TCP to N as well.
-        let port = a.port.unwrap_or(if a.udp_port != 0 { a.udp_port } else { 11211 });
+        let port_number = |p: i32, which: &str| -> Result<(u16, bool), ConfigError> {
+            match p {
+                -1 => Ok((0, true)),
+                0..=65535 => Ok((p as u16, false)),
+                _ => Err(ConfigError { message: format!("ERROR: Invalid {which}port number {p}."), code: EX_USAGE }),
+            }
+        };
+        let (udp_port, udp_ephemeral) = port_number(a.udp_port, "UDP ")?;
+        // memcached: `-U N` without `-p` moves TCP to N as well (also `-U -1`).
+        let (port, tcp_ephemeral) =
+            port_number(a.port.unwrap_or(if a.udp_port != 0 { a.udp_port } else { 11211 }), "")?;
         let tagged = if a.unix_socket.is_some() { Vec::new() } else { parse_listen_tagged(&a.listen, port)? };
         // (with -s, memcached starts and its UNIX socket speaks plaintext: so does ours)
-        if a.ssl && port == 0 {
+        if a.ssl && port == 0 && !tcp_ephemeral {
             return Err(usage("ERROR: You cannot enable SSL without a TCP port."));
         }
         if !a.ssl && tagged.iter().any(|t| t.1) {
@@ -413,7 +533,9 @@ impl Config {
         let delim = a.prefix_delimiter.as_deref().and_then(|d| d.chars().next()).unwrap_or(':');
         let mut c = Config {
             port,
-            udp_port: a.udp_port,
+            udp_port,
+            tcp_ephemeral,
+            udp_ephemeral,
             unix_socket: a.unix_socket.clone(),
             unix_mask,
             listen,
@@ -612,6 +734,8 @@ impl Config {
                 key,
                 "there is no seccomp filter of our own (the systemd unit's SystemCallFilter= restricts system calls)",
             ),
+            // memcached's test harness (t/lib/MemcachedTest.pm) passes it
+            "relaxed_privileges" => self.no_effect(key, "there is no seccomp filter of our own to relax"),
             "resp_obj_mem_limit" => {
                 self.warnings.push("DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,".into())
             }
@@ -667,6 +791,7 @@ pub fn read_conf_file(
         }
         let mut one = vec!["rustcached".to_string()];
         one.extend(words.iter().cloned());
+        let one = expand_long_options(&one).map_err(|e| at(e.message.lines().next().unwrap_or("").into()))?;
         match Args::try_parse_from(&one) {
             Ok(a) => {
                 // value checks that clap cannot do (sizes, -o keys, protocol names)
@@ -682,7 +807,7 @@ pub fn read_conf_file(
                 return Err(at(first));
             }
         }
-        args.extend(words);
+        args.extend(one.into_iter().skip(1));
     }
     Ok((args, logfile))
 }
@@ -786,7 +911,36 @@ mod tests {
         assert!(read_conf_file(&p, true).unwrap_err().message.contains(":1: Illegal suboption"));
         std::fs::write(&p, "m 64\n").unwrap();
         assert!(read_conf_file(&p, true).unwrap_err().message.contains(":1: not a flag"));
+        std::fs::write(&p, "--thr=2\n--memory-l 64\n").unwrap();
+        assert_eq!(read_conf_file(&p, true).unwrap().0, ["--threads=2", "--memory-limit", "64"]);
+        std::fs::write(&p, "--memory 64\n").unwrap();
+        assert!(read_conf_file(&p, true)
+            .unwrap_err()
+            .message
+            .contains(":1: rustcached: option '--memory' is ambiguous"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn long_options_expand_like_getopt_long() {
+        let argv = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+        let ok = |v: &[&str]| expand_long_options(&argv(v)).unwrap();
+        assert_eq!(ok(&["rc", "--thr=2", "--listen-b", "5"]), ["rc", "--threads=2", "--listen-backlog", "5"]);
+        // an exact name wins over longer ones it is a prefix of; values are not options
+        assert_eq!(ok(&["rc", "--listen", "--x", "-m", "--y"]), ["rc", "--listen", "--x", "-m", "--y"]);
+        assert_eq!(ok(&["rc", "-vvp", "--z", "--", "--w"]), ["rc", "-vvp", "--z", "--", "--w"]);
+        let e = expand_long_options(&argv(&["rc", "--memory", "64"])).unwrap_err();
+        assert_eq!(e.code, EXIT_FAILURE);
+        assert!(e
+            .message
+            .starts_with("rc: option '--memory' is ambiguous; possibilities: '--memory-limit' '--memory-file'"));
+        let e = expand_long_options(&argv(&["rc", "--nope"])).unwrap_err();
+        assert_eq!(e.message, "rc: unrecognized option '--nope'\nIllegal argument \"?\"");
+        let a = Args::try_parse_from(ok(&["rc", "-p", "-1", "--udp=-1"])).unwrap();
+        let c = Config::from_args(&a).unwrap();
+        assert_eq!((c.port, c.tcp_ephemeral, c.udp_port, c.udp_ephemeral), (0, true, 0, true));
+        let e = parse(&["-p", "65536"]).unwrap_err();
+        assert_eq!((e.message.as_str(), e.code), ("ERROR: Invalid port number 65536.", EX_USAGE));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   and the `config get cluster` reply bytes.
 //! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, `binary`, UDP
 //!   framing in `udp`, metadump lines in `metadump`, number rules in `num`).
-//! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry. No protocol.
+//! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry. No protocol;
+//!   it reports lookups, stores and evictions through `storage::events` (for `watch`).
 //! - `server`: listeners, worker event loops, connections, and the dispatch glue that is the
 //!   only code seeing both protocols and storage.
 //! - `stats`: per-worker counters, read by `stats` without stopping anyone.
@@ -22,7 +23,9 @@
 //!  main ── binds listeners, spawns workers, waits for a signal or `shutdown`
 //!   ├─ worker-0 .. worker-(t-1): one mio::Poll each; accept on every listener and hand each
 //!   │    connection to the least-loaded worker; serve own conns and the shared UDP sockets
-//!   └─ maintenance: ticks the clock, crawls stripes for expired items
+//!   ├─ maintenance: ticks the clock, crawls stripes for expired items
+//!   ├─ watch (started by the first `watch`): sends watchers their log lines
+//!   └─ metrics (with `-o metrics_port`): answers scrapes
 //! ```
 //! Lock order: shard (index stripe) -> slab class. Never two shards at once, except by
 //! `try_lock` while holding a class lock (eviction). See `storage` for details.

@@ -7,7 +7,7 @@
 use std::io;
 
 /// EX_OSERR, memcached's exit code when core files cannot be enabled.
-pub const EX_OSERR: u8 = 71;
+pub const EX_OSERR: u8 = crate::config::EX_OSERR as u8;
 
 /// Where Linux says whether transparent huge pages are on (Red Hat kernels used the second).
 const THP_PATHS: [&str; 2] =

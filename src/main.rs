@@ -4,16 +4,24 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rustcached::config::{Args, Config, EX_USAGE, VERSION};
+use rustcached::config::{Args, Config, EX_NOUSER, EX_OSERR, EX_USAGE, RUSTCACHED_VERSION, VERSION};
 use rustcached::server::Server;
 
 mod process;
 
+/// Parse like memcached's getopt_long: long-option prefixes, its messages, exit code 1.
 fn parse_args(argv: &[String]) -> Result<Args, ExitCode> {
-    Args::try_parse_from(argv).map_err(|e| {
-        let code = if e.use_stderr() { EX_USAGE } else { 0 };
-        let _ = e.print();
-        ExitCode::from(code as u8)
+    let fail = |e: rustcached::config::ConfigError| {
+        eprintln!("{e}");
+        ExitCode::from(e.code as u8)
+    };
+    let argv = rustcached::config::expand_long_options(argv).map_err(fail)?;
+    Args::try_parse_from(&argv).map_err(|e| match rustcached::config::command_line_error(&argv, &e) {
+        Some(err) => fail(err),
+        None => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
     })
 }
 
@@ -45,7 +53,7 @@ fn main() -> ExitCode {
         }
     }
     if args.version {
-        println!("rustcached {VERSION}");
+        println!("rustcached {RUSTCACHED_VERSION} (memcached {VERSION})");
         return ExitCode::SUCCESS;
     }
     if args.license {
@@ -67,7 +75,7 @@ fn main() -> ExitCode {
     }
     if let Err(e) = init_logging(config.verbose, config.logfile.as_deref()) {
         eprintln!("{e}");
-        return ExitCode::from(71);
+        return ExitCode::from(EX_OSERR as u8);
     }
     // A panic anywhere takes the whole process down with a clear message: a half-alive server
     // is worse than a restart.
@@ -95,8 +103,15 @@ fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<(), St
         let f = process::LogFile::open(path).map_err(|e| format!("cannot open logfile {}: {e}", path.display()))?;
         b.target(env_logger::Target::Pipe(Box::new(f)));
         b.format_timestamp_secs();
+    } else if process::stderr_is_journal() {
+        // journald: each line's priority as a `<N>` prefix, and no timestamp (it adds its own)
+        b.format(|buf, record| writeln!(buf, "<{}>{}", process::journal_priority(record.level()), record.args()));
     } else {
-        b.format_timestamp(None);
+        // memcached's -vv traces bare, as memcached prints them; our own lines tagged by level
+        b.format(|buf, record| match record.target() {
+            rustcached::server::trace::TARGET => writeln!(buf, "{}", record.args()),
+            _ => writeln!(buf, "[{:<5}] {}", record.level(), record.args()),
+        });
     }
     b.format_target(false);
     b.init();
@@ -105,8 +120,10 @@ fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<(), St
 }
 
 fn run(config: Config) -> Result<(), (String, u8)> {
-    let signals = process::install_signals().map_err(|e| (format!("signals: {e}"), 71))?;
+    let os_err = EX_OSERR as u8;
+    let signals = process::install_signals().map_err(|e| (format!("signals: {e}"), os_err))?;
     process::check_root(&config).map_err(|m| (m, EX_USAGE as u8))?;
+    let user = process::find_user(&config).map_err(|m| (m, EX_NOUSER as u8))?;
     // -L, -r, -Y: memcached's checks and exit codes
     if config.largepages {
         rustcached::limits::check_large_pages().map_err(|m| (m, 1))?;
@@ -121,10 +138,10 @@ fn run(config: Config) -> Result<(), (String, u8)> {
         return Err(("Maxconns setting is too low, use -c to increase.".into(), 1));
     }
     process::raise_fd_limit(config.maxconns);
-    let server = Server::bind(config.clone()).map_err(|e| (format!("failed to listen: {e}"), 71))?;
-    process::drop_privileges(&config).map_err(|m| (m, 71))?;
+    let server = Server::bind(config.clone()).map_err(|e| (e.to_string(), os_err))?;
+    process::drop_privileges(user).map_err(|m| (m, os_err))?;
     if config.daemon {
-        process::daemonize(&config).map_err(|m| (m, 71))?;
+        process::daemonize(&config).map_err(|m| (m, os_err))?;
     }
     if config.lock_memory {
         if let Err(warning) = rustcached::limits::lock_memory() {
@@ -133,11 +150,11 @@ fn run(config: Config) -> Result<(), (String, u8)> {
     }
     let pidfile = process::PidFile::create(config.pidfile.as_deref());
     let handle = server.handle();
-    process::spawn_signal_thread(signals, handle).map_err(|e| (format!("signals: {e}"), 71))?;
+    process::spawn_signal_thread(signals, handle).map_err(|e| (format!("signals: {e}"), os_err))?;
     if config.metrics_port != 0 {
         let addr = std::net::SocketAddr::new(config.metrics_addr, config.metrics_port);
         let bound = rustcached::metrics::spawn(server.shared().clone(), addr)
-            .map_err(|e| (format!("failed to listen for metrics on {addr}: {e}"), 71))?;
+            .map_err(|e| (format!("failed to listen for metrics on {addr}: {e}"), os_err))?;
         log::info!("metrics on http://{bound}/metrics");
     }
     let addrs = server.local_addrs();
@@ -152,7 +169,7 @@ fn run(config: Config) -> Result<(), (String, u8)> {
         config.threads
     );
     let result = server.run(|| {
-        log::info!("rustcached {VERSION}: {status}");
+        log::info!("rustcached {RUSTCACHED_VERSION} (memcached {VERSION}): {status}");
         process::notify_ready(&status);
     });
     process::notify_stopping();

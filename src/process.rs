@@ -25,22 +25,31 @@ pub fn check_root(c: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Become `-u` user (only when root), after binding.
-pub fn drop_privileges(c: &Config) -> Result<(), String> {
+/// The `-u` user's ids, looked up before anything is bound (as memcached does, so an unknown
+/// user fails with EX_NOUSER whatever else is wrong). `None` when not root or without `-u`.
+pub fn find_user(c: &Config) -> Result<Option<(libc::uid_t, libc::gid_t)>, String> {
     let Some(user) = c.user.as_deref() else {
-        return Ok(());
+        return Ok(None);
     };
     if !is_root() {
-        return Ok(());
+        return Ok(None);
     }
-    let name = CString::new(user).map_err(|_| format!("can't find the user {user} to switch to"))?;
+    let not_found = || format!("can't find the user {user} to switch to");
+    let name = CString::new(user).map_err(|_| not_found())?;
     // SAFETY: getpwnam returns a pointer to static storage or null; we read it at once.
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
     if pw.is_null() {
-        return Err(format!("can't find the user {user} to switch to"));
+        return Err(not_found());
     }
     // SAFETY: pw is non-null and points to a valid passwd record.
-    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Ok(Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) }))
+}
+
+/// Become the `-u` user found by `find_user`, after binding.
+pub fn drop_privileges(user: Option<(libc::uid_t, libc::gid_t)>) -> Result<(), String> {
+    let Some((uid, gid)) = user else {
+        return Ok(());
+    };
     // SAFETY: plain syscalls; failures are checked.
     unsafe {
         if libc::setgroups(0, std::ptr::null()) < 0 {
@@ -181,6 +190,45 @@ pub fn spawn_signal_thread(mut signals: Signals, handle: ServerHandle) -> std::i
         }
     })?;
     Ok(())
+}
+
+/// Whether stderr is connected to the journal: systemd sets `JOURNAL_STREAM=<dev>:<inode>` for
+/// a service whose stderr goes there, and stderr must still be that stream (not redirected by a
+/// wrapper), as sd_journal_stream_fd(3) and systemd.exec(5) say to check.
+pub fn stderr_is_journal() -> bool {
+    let Some(want) = std::env::var("JOURNAL_STREAM").ok() else {
+        return false;
+    };
+    let Some((dev, ino)) = want.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// sd-daemon.h's priority prefixes: `<3>` SD_ERR, `<4>` SD_WARNING, `<6>` SD_INFO, `<7>` SD_DEBUG.
+pub fn journal_priority(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn journal_priorities_are_sd_daemons() {
+    use log::Level::*;
+    let got: Vec<u8> = [Error, Warn, Info, Debug, Trace].into_iter().map(journal_priority).collect();
+    assert_eq!(got, [3, 4, 6, 7, 7]);
 }
 
 /// Tell systemd we are ready (no-op without NOTIFY_SOCKET).

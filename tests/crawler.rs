@@ -135,7 +135,7 @@ fn large_metadump_streams_and_others_are_served() {
             batch.clear();
         }
     }
-    expect(&mut s, b"version\r\n", b"VERSION 1.6.18-rustcached-0.1.0\r\n");
+    expect(&mut s, b"version\r\n", b"VERSION 1.6.18\r\n");
     s.write_all(b"lru_crawler metadump all\r\n").unwrap();
     // Do not read yet: the dump pauses once the socket buffers and 4 MB are full.
     std::thread::sleep(Duration::from_millis(300));

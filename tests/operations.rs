@@ -1,9 +1,9 @@
-//! Operations: memcached.conf files, systemd socket activation, the metrics endpoint, log files
+//! Operations: memcached.conf files, systemd socket activation, journald priorities, log files
 //! and privilege dropping.
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,37 +120,6 @@ fn broken_conf_files_are_refused_with_file_and_line() {
 }
 
 #[test]
-fn metrics_endpoint_serves_exporter_names() {
-    let mport = free_port();
-    let srv = common::Server::start(&["-o", &format!("metrics_port={mport}")]);
-    let mut s = srv.connect();
-    expect(&mut s, b"set a 0 0 1\r\n1\r\nget a b\r\n", b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut http = loop {
-        match TcpStream::connect(("127.0.0.1", mport)) {
-            Ok(c) => break c,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("metrics port: {e}"),
-        }
-    };
-    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    http.read_to_string(&mut body).unwrap();
-    assert!(body.starts_with("HTTP/1.0 200 OK\r\n"));
-    for line in [
-        "memcached_up 1",
-        "memcached_current_items 1",
-        "memcached_commands_total{command=\"get\",status=\"hit\"} 1",
-        "memcached_commands_total{command=\"get\",status=\"miss\"} 1",
-        "memcached_limit_bytes 67108864",
-    ] {
-        assert!(body.lines().any(|l| l == line), "missing {line:?} in:\n{body}");
-    }
-    assert!(body.contains("# TYPE memcached_current_connections gauge"));
-    assert!(body.contains("memcached_slab_chunks_used{slab=\""));
-}
-
-#[test]
 fn systemd_socket_activation_is_adopted() {
     common::needs(
         Command::new("systemd-socket-activate").arg("--help").output().is_ok(),
@@ -219,4 +188,65 @@ fn dash_u_drops_root_privileges() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", srv.child.id())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(!uid_line.split_whitespace().skip(1).any(|u| u == "0"), "{uid_line}");
+}
+
+/// Start rustcached with its stderr on a pipe whose `<dev>:<inode>` is known, as systemd's
+/// journal stream is, and return everything it logged until SIGTERM.
+fn log_with_journal_stream(args: &[&str], journal_stream: impl Fn(u64, u64) -> String) -> String {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors we pass; both are owned below.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh descriptors from pipe2, owned only here.
+    let (read_end, write_end) = unsafe { (std::fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let meta = std::fs::File::from(write_end.try_clone().unwrap()).metadata().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(rustcached_bin());
+    cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"]).args(args);
+    if is_root() {
+        cmd.args(["-u", "root"]);
+    }
+    cmd.env("JOURNAL_STREAM", journal_stream(meta.dev(), meta.ino())).env_remove("RUST_LOG");
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(write_end)).spawn().unwrap();
+    drop(cmd); // the parent's copy of the write end goes with it
+    let mut child = Kill(child);
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = { read_end }.read_to_string(&mut text);
+        text
+    });
+    wait_port(port, &mut child.0);
+    // a client that connects and leaves: per-connection lines at -vv
+    drop(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling our child.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let _ = child.0.wait();
+    reader.join().unwrap()
+}
+
+#[test]
+fn journald_gets_priorities_and_no_timestamps() {
+    let dir = tmpdir("journal");
+    let pid = dir.join("missing-dir").join("rc.pid");
+    // -S without a password file warns; a pid file in a missing directory is an error.
+    let args = ["-vv", "-S", "-P", pid.to_str().unwrap()];
+    let log = log_with_journal_stream(&args, |dev, ino| format!("{dev}:{ino}"));
+    let lines: Vec<&str> = log.lines().collect();
+    let with = |prefix: &str, text: &str| lines.iter().any(|l| l.starts_with(prefix) && l.contains(text));
+    assert!(with("<3>", "Could not open the pid file"), "{log}");
+    assert!(with("<4>", "SASL enabled but"), "{log}");
+    assert!(with("<6>", "listening on tcp:127.0.0.1:"), "{log}");
+    assert!(with("<7>", " new binary client connection"), "-vv traces are debug (-S: binary): {log}");
+    for l in &lines {
+        let rest = ["<3>", "<4>", "<6>", "<7>"].iter().find_map(|p| l.strip_prefix(p));
+        let rest = rest.unwrap_or_else(|| panic!("no priority prefix: {l:?}"));
+        assert!(!rest.starts_with('[') && !rest.starts_with("20"), "a timestamp or level tag: {l:?}");
+    }
+    // JOURNAL_STREAM inherited but stderr redirected elsewhere: plain lines.
+    let log = log_with_journal_stream(&["-v"], |dev, ino| format!("{dev}:{}", ino + 1));
+    assert!(log.lines().any(|l| l.contains("listening on")), "{log}");
+    assert!(log.lines().all(|l| !l.starts_with('<')), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

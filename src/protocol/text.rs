@@ -213,8 +213,6 @@ pub enum Command<'a> {
     RefreshCerts {
         noreply: bool,
     },
-    /// `watch` (log streaming, not implemented): refused, in `-W`'s words when it is given.
-    Watch,
     Quit,
     Shutdown {
         graceful: bool,
@@ -229,6 +227,11 @@ pub enum Command<'a> {
     },
     /// `stats [args...]`: the tokens after `stats`.
     Stats {
+        args: [&'a [u8]; 4],
+        nargs: usize,
+    },
+    /// `watch [kinds...]`: the tokens after `watch`.
+    Watch {
         args: [&'a [u8]; 4],
         nargs: usize,
     },
@@ -342,7 +345,6 @@ pub fn parse(line: &[u8]) -> Command<'_> {
         b"version" => Command::Version,
         b"refresh_certs" => Command::RefreshCerts { noreply: t.noreply() },
         b"config" => Command::Config { line },
-        b"watch" => Command::Watch,
         b"quit" => Command::Quit,
         b"shutdown" => match nt {
             2 => Command::Shutdown { graceful: false },
@@ -370,6 +372,14 @@ pub fn parse(line: &[u8]) -> Command<'_> {
                 *a = t.get(i + 1);
             }
             Command::Stats { args, nargs }
+        }
+        b"watch" => {
+            let mut args: [&[u8]; 4] = [&[]; 4];
+            let nargs = t.n - 1;
+            for (i, a) in args.iter_mut().enumerate().take(nargs.min(4)) {
+                *a = t.get(i + 1);
+            }
+            Command::Watch { args, nargs }
         }
         b"debugtime" => match strtoul32(t.get(1)) {
             Some(secs) if nt == 3 => Command::DebugTime { secs },

@@ -409,8 +409,7 @@ fn stat(ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) {
     if key.is_empty() {
         write_pairs(out, opaque, &report::general(sh));
     } else if key.starts_with(b"reset") {
-        sh.stats.reset();
-        sh.store.reset_counters();
+        report::reset(sh);
         write_pairs(out, opaque, &Pairs::new());
     } else if key.starts_with(b"settings") {
         write_pairs(out, opaque, &report::settings(sh));

@@ -588,6 +588,13 @@ impl Conn {
                     Frame::Line { len, consumed } => {
                         budget -= 1;
                         let cmd = ptext::parse(&rest[..len]);
+                        super::trace::command(
+                            ctx,
+                            &rest[..len],
+                            self.need == 0,
+                            matches!(cmd, Command::Meta { .. }),
+                            out,
+                        );
                         if let Command::Meta { .. } | Command::Config { .. } = cmd {
                             let step = match cmd {
                                 Command::Meta { .. } => super::meta::step(self, rest, len, consumed, out, ctx),

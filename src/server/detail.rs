@@ -67,6 +67,11 @@ impl Detail {
         }
     }
 
+    /// Forget every prefix (`stats reset`); collection stays on or off.
+    pub fn reset(&self) {
+        self.prefixes.lock().clear();
+    }
+
     /// `stats detail dump`.
     pub fn dump(&self, out: &mut Vec<u8>) {
         for (k, c) in self.prefixes.lock().iter() {

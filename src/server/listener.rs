@@ -2,10 +2,12 @@
 //!
 //! Owns: socket options (SO_REUSEADDR, IPV6_V6ONLY, backlog `-b`, non-blocking), UNIX socket
 //! permissions (`-a`), adoption of systemd-activated sockets (`LISTEN_FDS`), and cloning one
-//! listener per worker (every worker accepts on the same socket).
+//! listener per worker (every worker accepts on the same socket), bind errors worded as
+//! memcached's, ephemeral ports (`-p -1`, `-U -1`) and the `MEMCACHED_PORT_FILENAME` report of
+//! the ports bound.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -59,6 +61,14 @@ impl Listener {
     }
 }
 
+/// `unix:/path` of a UNIX listener, as `stats conns` prints a client's `listen_addr`.
+pub fn unix_addr(l: &mio::net::UnixListener) -> String {
+    match l.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string())) {
+        Some(p) => format!("unix:{p}"),
+        None => "unix:".into(),
+    }
+}
+
 /// A worker's listener.
 pub enum MioListener {
     Tcp(mio::net::TcpListener),
@@ -81,7 +91,7 @@ fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
 /// UDP sockets for `-U`: one per `-l` address (or the IPv4 and IPv6 wildcards), shared by
 /// every worker as memcached shares one socket between its threads. None with `-s`.
 pub fn bind_udp(c: &Config) -> io::Result<Vec<std::net::UdpSocket>> {
-    if c.udp_port == 0 || c.unix_socket.is_some() {
+    if (c.udp_port == 0 && !c.udp_ephemeral) || c.unix_socket.is_some() {
         return Ok(Vec::new());
     }
     let addrs: Vec<SocketAddr> = if c.listen.is_empty() {
@@ -109,10 +119,48 @@ pub fn bind_udp(c: &Config) -> io::Result<Vec<std::net::UdpSocket>> {
                 out.push(s.into());
             }
             Err(e) if a.is_ipv6() && c.listen.is_empty() => log::info!("not listening on IPv6 UDP: {e}"),
-            Err(e) => return Err(io::Error::new(e.kind(), format!("failed to listen on udp {a}: {e}"))),
+            Err(e) => return Err(bind_error(e, "UDP", a, c)),
         }
     }
     Ok(out)
+}
+
+/// memcached's words for a failed bind (`failed to listen on TCP port 11211: Address already in
+/// use`), naming the address too when `-l` chose it.
+fn bind_error(e: io::Error, transport: &str, a: SocketAddr, c: &Config) -> io::Error {
+    // perror's text: no " (os error 98)" suffix
+    let kind = e.kind();
+    let text = e.to_string();
+    let e = text.split(" (os error").next().unwrap_or(&text);
+    let msg = if c.listen.is_empty() {
+        format!("failed to listen on {transport} port {}: {e}", a.port())
+    } else {
+        format!("failed to listen on {transport} port {} of interface {}: {e}", a.port(), a.ip())
+    };
+    io::Error::new(kind, msg)
+}
+
+/// `MEMCACHED_PORT_FILENAME`: write one line per bound socket, `TCP INET: 43445`,
+/// `UDP INET6: 58429`, ..., into `<file>.lck`, then rename it to the file, so a reader that
+/// sees the file sees all of it (memcached's test harness starts servers with `-p -1 -U -1`
+/// and reads the ports from there). Written even when empty (`-p 0`), but not for `-s`.
+pub fn write_port_file(c: &Config, tcp: &[Listener], udp: &[std::net::UdpSocket]) -> io::Result<()> {
+    let Some(path) = std::env::var_os("MEMCACHED_PORT_FILENAME") else {
+        return Ok(());
+    };
+    if c.unix_socket.is_some() {
+        return Ok(());
+    }
+    let tcp = tcp.iter().filter_map(Listener::local_addr).map(|a| ("TCP", a));
+    let udp = udp.iter().filter_map(|u| u.local_addr().ok()).map(|a| ("UDP", a));
+    let text: String = tcp
+        .chain(udp)
+        .map(|(t, a)| format!("{t} INET{}: {}\n", if a.is_ipv6() { "6" } else { "" }, a.port()))
+        .collect();
+    let mut lck = path.clone();
+    lck.push(".lck");
+    std::fs::write(&lck, text)?;
+    std::fs::rename(&lck, &path)
 }
 
 /// Sockets handed over by systemd socket activation (`LISTEN_PID`/`LISTEN_FDS`).
@@ -156,22 +204,33 @@ pub fn bind_all(c: &Config) -> io::Result<Vec<Listener>> {
         out.push(Listener::Unix(l));
         return Ok(out);
     }
-    if c.port == 0 && c.listen.iter().all(|a| a.port() == 0) && !c.listen.is_empty() {
-        // explicit port 0 in -l: an ephemeral port (tests)
-    } else if c.port == 0 && c.listen.is_empty() {
+    // `-p 0` turns TCP off (an `-l host:port` with its own port still binds); `-p -1` binds
+    // port 0, which the kernel replaces with a free one.
+    if c.port == 0 && !c.tcp_ephemeral && c.listen.iter().all(|a| a.port() == 0) {
         return Ok(out);
     }
     if c.listen.is_empty() {
-        out.push(Listener::Tcp(bind_tcp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), c.port), c.backlog)?));
-        match bind_tcp(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), c.port), c.backlog) {
-            Ok(l) => out.push(Listener::Tcp(l)),
-            Err(e) => log::info!("not listening on IPv6: {e}"),
+        // As memcached: both wildcards; one of them may be taken already (EADDRINUSE), but
+        // not both, and any other error is fatal.
+        let mut first_err = None;
+        for ip in [IpAddr::from(Ipv4Addr::UNSPECIFIED), Ipv6Addr::UNSPECIFIED.into()] {
+            let a = SocketAddr::new(ip, c.port);
+            match bind_tcp(a, c.backlog) {
+                Ok(l) => out.push(Listener::Tcp(l)),
+                Err(e) if ip.is_ipv6() && e.kind() != io::ErrorKind::AddrInUse => {
+                    log::info!("not listening on IPv6: {e}")
+                }
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => first_err = first_err.or(Some(e)),
+                Err(e) => return Err(bind_error(e, "TCP", a, c)),
+            }
+        }
+        if out.is_empty() {
+            let e = first_err.unwrap_or_else(|| io::ErrorKind::AddrNotAvailable.into());
+            return Err(bind_error(e, "TCP", SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), c.port), c));
         }
     } else {
         for a in &c.listen {
-            let l = bind_tcp(*a, c.backlog)
-                .map_err(|e| io::Error::new(e.kind(), format!("failed to listen on {a}: {e}")))?;
-            out.push(Listener::Tcp(l));
+            out.push(Listener::Tcp(bind_tcp(*a, c.backlog).map_err(|e| bind_error(e, "TCP", *a, c))?));
         }
     }
     for l in &out {

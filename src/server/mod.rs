@@ -4,8 +4,10 @@
 //! workers (`handoff`), closing idle connections (`idle`), per-connection buffers and framing
 //! (`conn`), protocol dispatch (`text`, `binary`, `meta`), unsent replies (`out`), UDP datagrams
 //! (`udp`), streamed metadumps (`dump`), run-time settings (`tunables`), SASL users (`sasl`),
-//! ASCII auth logins (`asciiauth`), TLS sessions (`tls`), `stats` output (`report`), auto-discovery requests
-//! (`discovery`), and the background maintenance thread (clock ticks, expiry crawling).
+//! ASCII auth logins (`asciiauth`), TLS sessions (`tls`), `stats` output (`report`),
+//! auto-discovery requests (`discovery`), what `stats conns` says a connection is doing
+//! (`connstate`), `watch` log streams (`watch`), `-vv` traces (`trace`), and the background
+//! maintenance thread (clock ticks, expiry crawling).
 //! `Server::bind` binds everything and returns; `Server::run` serves until
 //! `ServerHandle::shutdown` (or the `shutdown` command), then drains and joins every thread.
 //!
@@ -17,6 +19,7 @@
 pub mod asciiauth;
 pub mod binary;
 pub mod conn;
+pub mod connstate;
 pub mod detail;
 pub mod discovery;
 pub mod dump;
@@ -31,8 +34,10 @@ pub mod sasl;
 pub mod sim;
 pub mod text;
 pub mod tls;
+pub mod trace;
 pub mod tunables;
 pub mod udp;
+pub mod watch;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -58,6 +63,8 @@ pub struct ConnInfo {
     pub udp: bool,
     /// Relative time of the last command.
     pub last_cmd: AtomicU32,
+    /// What a client connection is doing (`stats conns` `state`).
+    pub state: connstate::StateCell,
 }
 
 /// State shared by all threads.
@@ -89,6 +96,8 @@ pub struct Shared {
     pub tls: Option<Arc<tls::Tls>>,
     /// For each listener (in `Server::listeners` order): its connections speak TLS.
     pub tls_listeners: Vec<bool>,
+    /// `watch` log streams; also the store's event listener.
+    pub watch: Arc<watch::Watchers>,
     stop_lock: StdMutex<bool>,
     stop_cv: Condvar,
 }
@@ -109,6 +118,8 @@ impl Shared {
             shard_bits: 10,
         };
         let store = Arc::new(Store::new(&store_cfg, clock));
+        let watch = Arc::new(watch::Watchers::new(config.watcher_logbuf_size as usize, config.watch_enabled));
+        store.set_events(watch.clone());
         let cluster = config.cluster.clone().map(|(path, members)| crate::cluster::Discovery::new(path, members));
         Arc::new(Shared {
             verbosity: AtomicU32::new(config.verbose as u32),
@@ -127,6 +138,7 @@ impl Shared {
             cluster,
             tls: None,
             tls_listeners: Vec::new(),
+            watch,
             stop_lock: StdMutex::new(false),
             stop_cv: Condvar::new(),
         })
@@ -186,6 +198,7 @@ impl Server {
         let sasl = if config.sasl { sasl::Passwords::from_env() } else { sasl::Passwords::default() };
         let listeners = listener::bind_all(&config)?;
         let udp = listener::bind_udp(&config)?;
+        listener::write_port_file(&config, &listeners, &udp)?;
         let ascii_auth = asciiauth::AuthFile::load(config.auth_file.as_deref()).map_err(io::Error::other)?;
         let tls = tls::Tls::load(&config.tls).map_err(io::Error::other)?.map(Arc::new);
         let tls_listeners = listeners.iter().map(|l| tls.is_some() && tls::serves_tls(&config, l)).collect();
@@ -202,11 +215,14 @@ impl Server {
                         listen_addr: l.describe(),
                         listening: true,
                         udp: false,
-                        last_cmd: AtomicU32::new(0),
+                        last_cmd: AtomicU32::new(shared.clock().now()),
+                        state: Default::default(),
                     }),
                 );
             }
             shared.stats.global.listeners.store(listeners.len(), Ordering::Relaxed);
+            listeners.iter().for_each(|l| trace::listening(&shared, l.fd(), false));
+            udp.iter().for_each(|u| trace::listening(&shared, std::os::fd::AsRawFd::as_raw_fd(u), true));
             // memcached counts its listening sockets as connections made.
             shared.stats.global.total_conns.store(listeners.len() as u64, Ordering::Relaxed);
         }

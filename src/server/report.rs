@@ -105,23 +105,31 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "hash_power_level", 64 - s.hash_buckets.max(1).leading_zeros() - 1);
     push(&mut p, "hash_bytes", s.hash_bytes);
     push(&mut p, "hash_is_expanding", 0);
-    push(&mut p, "slab_reassign_rescues", 0);
-    push(&mut p, "slab_reassign_chunk_rescues", 0);
-    push(&mut p, "slab_reassign_evictions_nomem", 0);
-    push(&mut p, "slab_reassign_inline_reclaim", 0);
-    push(&mut p, "slab_reassign_busy_items", 0);
-    push(&mut p, "slab_reassign_busy_deletes", 0);
-    push(&mut p, "slab_reassign_running", 0);
-    push(&mut p, "slabs_moved", s.slabs_moved);
-    push(&mut p, "lru_crawler_running", 0);
-    push(&mut p, "lru_crawler_starts", 0);
-    push(&mut p, "lru_maintainer_juggles", 0);
+    // Some fields are printed only while the feature they count is on, as memcached does.
+    let c = &sh.config;
+    if c.slab_reassign {
+        push(&mut p, "slab_reassign_rescues", 0);
+        push(&mut p, "slab_reassign_chunk_rescues", 0);
+        push(&mut p, "slab_reassign_evictions_nomem", 0);
+        push(&mut p, "slab_reassign_inline_reclaim", 0);
+        push(&mut p, "slab_reassign_busy_items", 0);
+        push(&mut p, "slab_reassign_busy_deletes", 0);
+        push(&mut p, "slab_reassign_running", 0);
+        push(&mut p, "slabs_moved", s.slabs_moved);
+    }
+    if sh.crawler_enabled.load(Ordering::Relaxed) {
+        push(&mut p, "lru_crawler_running", 0);
+        push(&mut p, "lru_crawler_starts", 0);
+    }
+    if c.lru_maintainer {
+        push(&mut p, "lru_maintainer_juggles", 0);
+    }
     push(&mut p, "malloc_fails", 0);
     push(&mut p, "log_worker_dropped", 0);
     push(&mut p, "log_worker_written", 0);
-    push(&mut p, "log_watcher_skipped", 0);
-    push(&mut p, "log_watcher_sent", 0);
-    push(&mut p, "log_watchers", 0);
+    push(&mut p, "log_watcher_skipped", sh.watch.skipped.load(Ordering::Relaxed));
+    push(&mut p, "log_watcher_sent", sh.watch.sent.load(Ordering::Relaxed));
+    push(&mut p, "log_watchers", sh.watch.count());
     for (k, v) in sh.tls.as_ref().map(|tls| tls.stats(now)).unwrap_or_default() {
         push(&mut p, k, v);
     }
@@ -133,18 +141,29 @@ pub fn general(sh: &Shared) -> Pairs {
     push(&mut p, "slab_global_page_pool", s.spare_pages);
     push(&mut p, "expired_unfetched", s.expired_unfetched);
     push(&mut p, "evicted_unfetched", s.evicted_unfetched);
-    push(&mut p, "evicted_active", s.evicted_active);
+    if c.lru_maintainer {
+        push(&mut p, "evicted_active", s.evicted_active);
+    }
     push(&mut p, "evictions", s.evictions);
     push(&mut p, "reclaimed", s.reclaimed);
     push(&mut p, "crawler_reclaimed", s.crawler_reclaimed);
     push(&mut p, "crawler_items_checked", s.crawler_items_checked);
     push(&mut p, "lrutail_reflocked", 0);
-    push(&mut p, "moves_to_cold", 0);
-    push(&mut p, "moves_to_warm", 0);
-    push(&mut p, "moves_within_lru", 0);
-    push(&mut p, "direct_reclaims", 0);
-    push(&mut p, "lru_bumps_dropped", 0);
+    if c.lru_maintainer {
+        push(&mut p, "moves_to_cold", 0);
+        push(&mut p, "moves_to_warm", 0);
+        push(&mut p, "moves_within_lru", 0);
+        push(&mut p, "direct_reclaims", 0);
+        push(&mut p, "lru_bumps_dropped", 0);
+    }
     p
+}
+
+/// `stats reset`: the counters, and the `stats detail` prefixes, as memcached clears both.
+pub fn reset(sh: &Shared) {
+    sh.stats.reset();
+    sh.store.reset_counters();
+    sh.detail.reset();
 }
 
 /// File descriptors memcached keeps in reserve (counted against `-c`).
@@ -156,8 +175,9 @@ pub fn settings(sh: &Shared) -> Pairs {
     let mut p = Pairs::with_capacity(90);
     push(&mut p, "maxbytes", sh.store.limit_bytes());
     push(&mut p, "maxconns", c.maxconns);
-    push(&mut p, "tcpport", c.port);
-    push(&mut p, "udpport", c.udp_port);
+    // `-p -1` / `-U -1` (kernel-picked ports) show as -1, as in memcached
+    push(&mut p, "tcpport", if c.tcp_ephemeral { -1 } else { c.port as i32 });
+    push(&mut p, "udpport", if c.udp_ephemeral { -1 } else { c.udp_port as i32 });
     push(&mut p, "inter", c.listen_str.clone().unwrap_or_else(|| "NULL".into()));
     push(&mut p, "verbosity", sh.verbosity.load(Ordering::Relaxed));
     push(&mut p, "oldest", 0);
@@ -319,7 +339,7 @@ pub fn conns(sh: &Shared) -> Pairs {
         let state = match (c.listening, c.udp) {
             (true, _) => "conn_listening",
             (_, true) => "conn_read",
-            _ => "conn_parse_cmd",
+            _ => c.state.get().name(),
         };
         push(&mut p, format!("{fd}:state"), state);
         push(&mut p, format!("{fd}:secs_since_last_cmd"), now.saturating_sub(c.last_cmd.load(Ordering::Relaxed)));

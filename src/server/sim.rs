@@ -133,6 +133,7 @@ struct Client {
 impl Client {
     fn new(proto: Proto) -> Client {
         let info = Arc::new(ConnInfo {
+            state: Default::default(),
             addr: "sim".into(),
             listen_addr: "sim".into(),
             listening: false,

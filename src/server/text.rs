@@ -18,6 +18,8 @@ use crate::storage::{item, DeltaOutcome, GetOpts, Mode, Reassign, StoreOutcome, 
 fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
     if !noreply {
         out.extend_from_slice(r);
+    } else {
+        super::trace::noreply(r);
     }
 }
 
@@ -210,10 +212,6 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
             out.extend_from_slice(VERSION.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        Command::Watch => {
-            // not implemented (README); with -W memcached's refusal
-            out.extend_from_slice(if sh.config.watch_enabled { reply::ERROR } else { reply::WATCH_DISABLED })
-        }
         Command::Quit => return Action::Close,
         Command::Shutdown { graceful } => {
             if !sh.config.shutdown_command {
@@ -276,7 +274,8 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
             out.extend_from_slice(r);
         }
         Command::LruCrawler { sub, arg, nargs } => return lru_crawler(ctx, sub, arg, nargs, out),
-        Command::Close => return Action::Close,
+        Command::Close => return super::watch::refuse(ctx),
+        Command::Watch { args, nargs } => return super::watch::command(ctx, &args, nargs, out),
         Command::RefreshCerts { noreply } => match super::tls::refresh_certs(ctx.shared) {
             Ok(()) => put(out, noreply, reply::OK),
             Err(message) => {
@@ -447,8 +446,7 @@ fn stats(ctx: &Ctx<'_>, args: &[&[u8]], out: &mut Vec<u8>) {
     };
     match sub {
         b"reset" => {
-            sh.stats.reset();
-            sh.store.reset_counters();
+            report::reset(sh);
             out.extend_from_slice(reply::RESET);
         }
         b"settings" => write_pairs(&report::settings(sh), out),

@@ -35,8 +35,14 @@ impl UdpPort {
             SocketAddr::V4(a) => format!("udp:{}:{}", a.ip(), a.port()),
             SocketAddr::V6(a) => format!("udp6:[{}]:{}", a.ip(), a.port()),
         };
-        let info =
-            Arc::new(ConnInfo { listen_addr: addr.clone(), addr, listening: false, udp: true, last_cmd: 0.into() });
+        let info = Arc::new(ConnInfo {
+            listen_addr: addr.clone(),
+            addr,
+            listening: false,
+            udp: true,
+            last_cmd: 0.into(),
+            state: Default::default(),
+        });
         let conn = Conn::new(Stream::Datagram, fd, info.clone());
         Ok((UdpPort { sock, conn, buf: vec![0; RECV_MAX], out: Out::copying(), ends: Vec::new() }, fd, info))
     }
@@ -66,6 +72,7 @@ impl UdpPort {
                     false => None,
                 };
                 self.out.clear();
+                super::watch::serving(-1); // no connection to attach a `watch` to, no `cfd`
                 let (used, outcome) = self.conn.process(rest, &mut self.out, ctx, 1);
                 pos += used;
                 self.conn.dump = None;

@@ -2,7 +2,7 @@
 //!
 //! Owns: accepting (with the `-c` limit), the connection table, reading (drain until the
 //! socket is empty, detected by a short read or WouldBlock), fairness between connections (a
-//! connection that used up its `-R` budget while others wait is queued behind them), writing
+//! connection that used up its `-R` budget is queued behind the others, a `conn_yields`), writing
 //! with backpressure (a connection with too much unsent output is not read until it drains),
 //! and shutdown (stop accepting, flush what is pending for a bounded time, close).
 //!
@@ -184,8 +184,7 @@ impl Worker {
                 break;
             }
             let n_events = events.iter().count();
-            for (i, ev) in events.iter().enumerate() {
-                let others_waiting = i + 1 < n_events || !self.ready.is_empty();
+            for ev in events.iter() {
                 match ev.token() {
                     WAKER => self.adopt_arrivals(),
                     Token(t) if t >= UDP_BASE => self.serve_udp(t - UDP_BASE),
@@ -200,7 +199,7 @@ impl Worker {
                             }
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.serve(t, others_waiting);
+                            self.serve(t);
                         }
                     }
                 }
@@ -215,10 +214,10 @@ impl Worker {
             // Connections that yielded: serve them again, in order.
             let queued = std::mem::take(&mut self.ready);
             let n = queued.len();
-            for (i, t) in queued.into_iter().enumerate() {
+            for t in queued {
                 if let Some(c) = self.conns.get_mut(t).and_then(|c| c.as_mut()) {
                     c.queued = false;
-                    self.serve(t, i + 1 < n);
+                    self.serve(t);
                 }
             }
             // A busy iteration ends by offering the core to other runnable threads. When workers
@@ -263,7 +262,7 @@ impl Worker {
                     (Stream::Tcp(s), format!("tcp:{a}"), local)
                 }),
                 MioListener::Unix(l) => {
-                    l.accept().map(|(s, _)| (Stream::Unix(s), "unix:".to_string(), "unix:".to_string()))
+                    l.accept().map(|(s, _)| (Stream::Unix(s), "unix:".to_string(), super::listener::unix_addr(l)))
                 }
             };
             let (stream, addr, local) = match accepted {
@@ -316,8 +315,11 @@ impl Worker {
                 listening: false,
                 udp: false,
                 last_cmd: self.shared.clock().now().into(),
+                state: Default::default(),
             });
             self.shared.conns.lock().insert(fd, info.clone());
+            super::watch::conn_new(&self.shared, fd, &info.addr);
+            super::trace::conn_new(&self.shared, fd);
             let handoff = &self.shared.handoff;
             let to = handoff.pick(self.id);
             let arrival = Arrival { stream, fd, info };
@@ -361,7 +363,7 @@ impl Worker {
     }
 
     /// Read what is available, process it, write the replies.
-    fn serve(&mut self, t: usize, others_waiting: bool) {
+    fn serve(&mut self, t: usize) {
         let Some(mut conn) = self.conns.get_mut(t).and_then(|c| c.take()) else {
             return;
         };
@@ -427,12 +429,17 @@ impl Worker {
         }
 
         let ctx = Ctx { shared: &self.shared, stats };
-        let budget = if others_waiting { self.shared.config.reqs_per_event } else { usize::MAX };
+        // -R: as memcached, yield after that many requests whether or not others wait.
+        let budget = self.shared.config.reqs_per_event;
+        super::watch::serving(conn.fd);
+        let before = conn.info.state.enter();
         let (used, outcome) = if conn.closing {
             (input.len(), Outcome::Close)
         } else {
             conn.process(input.data(), &mut output, &ctx, budget)
         };
+        conn.info.state.leave(before, used, conn.need.max(conn.staged.is_some() as usize), conn.swallow);
+        super::trace::replies(&self.shared, &output);
         if used > 0 {
             conn.info.last_cmd.store(self.shared.clock().now(), Ordering::Relaxed);
         }
@@ -527,6 +534,8 @@ impl Worker {
 
     fn release(&mut self, mut c: Conn, t: usize) {
         let _ = self.poll.registry().deregister(&mut c.stream);
+        super::watch::conn_close(&self.shared, c.fd, &c.info.addr, c.info.state.errored());
+        super::trace::conn_closed(&self.shared, c.fd);
         self.shared.conns.lock().remove(&c.fd);
         self.shared.stats.global.curr_conns.fetch_sub(1, Ordering::Relaxed);
         self.shared.handoff.done(self.id);

@@ -26,6 +26,7 @@
 
 mod arena;
 pub mod clock;
+pub mod events;
 mod handle;
 pub(crate) mod item;
 pub(crate) mod slab;
@@ -381,6 +382,8 @@ pub struct Store {
     /// Pin counts of items referenced by unsent replies (`handle::Pinned`). Lock order:
     /// shard -> pins -> class.
     pins: Mutex<std::collections::HashMap<ChunkRef, handle::PinCount>>,
+    /// Who is told about lookups, stores and evictions (`watch`); set once by the server.
+    events: std::sync::OnceLock<Arc<dyn events::Events>>,
 }
 
 /// Chunks the eviction hand may look at for one allocation before giving up.
@@ -431,7 +434,19 @@ impl Store {
             limit_bytes: AtomicU64::new(cfg.limit_bytes as u64),
             counters: StoreCounters::default(),
             pins: Mutex::new(std::collections::HashMap::new()),
+            events: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Report lookups, stores and evictions to `ev` (once; later calls are ignored).
+    pub fn set_events(&self, ev: Arc<dyn events::Events>) {
+        let _ = self.events.set(ev);
+    }
+
+    /// The listener, when one is set and listening.
+    #[inline]
+    fn watching(&self) -> Option<&dyn events::Events> {
+        self.events.get().map(|e| &**e).filter(|e| e.on())
     }
 
     pub fn clock(&self) -> &Clock {
@@ -541,8 +556,24 @@ impl Store {
         self.counters.total_items.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Find a live item; dead ones found on the way are unlinked (lazy expiry).
+    /// Find a live item (`lookup_live`), reporting the lookup to a `watch`er.
     fn lookup_locked(
+        &self,
+        table: &mut HashTable<ChunkRef>,
+        shard: &Shard,
+        h: u64,
+        key: &[u8],
+        now: u32,
+    ) -> Result<ChunkRef, Miss> {
+        let found = self.lookup_live(table, shard, h, key, now);
+        if let Some(ev) = self.watching() {
+            ev.fetched(key, found.ok().map(|r| self.slabs.ptr(r)).map(|it| (it.class(), it.value().len())));
+        }
+        found
+    }
+
+    /// Find a live item; dead ones found on the way are unlinked (lazy expiry).
+    fn lookup_live(
         &self,
         table: &mut HashTable<ChunkRef>,
         shard: &Shard,
@@ -734,6 +765,11 @@ impl Store {
                     }
                 }
                 None => {
+                    if let Some(ev) = self.watching() {
+                        let ttl = if it.exptime() == 0 { -1 } else { it.exptime() as i64 - now as i64 };
+                        let la = now.saturating_sub(it.atime());
+                        ev.evicted(it.key(), it.bits() & BIT_FETCHED != 0, ttl, la, class);
+                    }
                     self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                     counters.evicted.fetch_add(1, Ordering::Relaxed);
                     if it.exptime() != 0 {
@@ -907,6 +943,15 @@ impl Store {
     /// `store`, also returning the length of the stored value (after append/prepend: the new
     /// total; when nothing was stored: the request's value length).
     pub fn store_sized(&self, req: &StoreReq<'_>) -> (StoreOutcome, usize) {
+        let done = self.store_unwatched(req);
+        if let Some(ev) = self.watching() {
+            let class = self.slabs.class_for(item::item_size_flags(req.key.len(), done.1, req.flags)).unwrap_or(0);
+            ev.stored(req.key, req.mode, &done.0, req.exptime, class, done.1);
+        }
+        done
+    }
+
+    fn store_unwatched(&self, req: &StoreReq<'_>) -> (StoreOutcome, usize) {
         if req.key.len() > KEY_MAX {
             return (StoreOutcome::NotStored, req.value.len());
         }

@@ -219,7 +219,7 @@ pub fn expect(s: &mut TcpStream, req: &[u8], expect: &[u8]) {
 }
 
 /// Read until the reply ends with `END\r\n` (for stats and multi-line replies).
-pub fn read_until_end(s: &mut TcpStream) -> String {
+pub fn read_until_end(s: &mut impl Read) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
     while !out.ends_with(b"END\r\n") {
