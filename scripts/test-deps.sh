@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
 for pkg in memcached libmemcached-tools nutcracker netcat-openbsd systemd python3 python3-pylibmc libspymemcached-java default-jre-headless \
-  python3-pymemcache python3-pip ruby ruby-dalli php-cli php-memcached sasl2-bin openssl; do
+  python3-pymemcache python3-pip perl libio-socket-ssl-perl ruby ruby-dalli php-cli php-memcached sasl2-bin openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # Node.js for memjs (tests/clients.rs): Debian's packages only when no node/npm is installed
@@ -34,3 +34,21 @@ PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-chec
 # perl and ruby)
 python3 -c 'import packaging.version' 2>/dev/null ||
   PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check packaging
+# memcached's own test files (t/*.t) from Debian's source package of the same memcached, for
+# tests/memcached_suite.rs. They are memcached's code: fetched here with apt, never kept in
+# this repository. The source entry is derived from the machine's own Debian entry.
+MEMCACHED_T=${MEMCACHED_T:-/var/cache/rustcached-tests}
+if [ ! -f "$MEMCACHED_T/memcached-1.6.18/t/lib/MemcachedTest.pm" ]; then
+  mkdir -p "$MEMCACHED_T"
+  src=/etc/apt/sources.list.d/rustcached-tests-src.sources
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    sed -e 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$src"
+  else
+    sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >"${src%.sources}.list"
+  fi
+  apt-get update -qq
+  (cd "$MEMCACHED_T" && apt-get source --download-only -qq memcached=1.6.18-1 >/dev/null 2>&1 &&
+    tar xf memcached_1.6.18.orig.tar.xz)
+  rm -f "$src" "${src%.sources}.list"
+  apt-get update -qq
+fi

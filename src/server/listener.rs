@@ -100,7 +100,16 @@ pub fn bind_udp(c: &Config) -> io::Result<Vec<std::net::UdpSocket>> {
             SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), c.udp_port),
         ]
     } else {
-        c.listen.iter().map(|a| SocketAddr::new(a.ip(), c.udp_port)).collect()
+        // One socket per interface: `-l notls:127.0.0.1:A,127.0.0.1:B -U U` names 127.0.0.1
+        // twice (memcached binds it twice with SO_REUSEADDR; one socket serves the same).
+        let mut v: Vec<SocketAddr> = Vec::new();
+        for a in &c.listen {
+            let u = SocketAddr::new(a.ip(), c.udp_port);
+            if !v.contains(&u) {
+                v.push(u);
+            }
+        }
+        v
     };
     let mut out = Vec::new();
     for a in addrs {
