@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in lintian podman man-db groff-base dpkg-dev binutils python3 util-linux; do
+for pkg in lintian podman man-db groff-base dpkg-dev binutils python3 util-linux musl-tools; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -60,7 +60,7 @@ serve_check() {
 
 version=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "rustcached"))')
-expect_version="VERSION 1.6.18-rustcached-$version"
+expect_version="VERSION 1.6.18"
 
 echo "== man pages are current (cargo xtask man --check)"
 cargo xtask man --check
@@ -121,7 +121,7 @@ grep -v '^running with root privileges' "$work/lintian" || true
 echo "== the packaged binaries run"
 mkdir "$work/root"
 dpkg-deb --extract "$deb" "$work/root"
-[ "$("$work/root/usr/bin/rustcached" -V)" = "rustcached 1.6.18-rustcached-$version" ] || fail "rustcached -V"
+[ "$("$work/root/usr/bin/rustcached" -V)" = "rustcached $version (memcached 1.6.18)" ] || fail "rustcached -V"
 "$work/root/usr/bin/rustcached-ring" --servers a:11211,b:11211 user:42 | grep -Eq '^user:42	[ab]:11211$' ||
   fail "rustcached-ring does not place a key"
 user=(); [ "$(id -u)" = 0 ] && user=(-u nobody)
@@ -155,7 +155,7 @@ podman cp "$cid:/usr/share/doc/rustcached/LICENSE" "$work/image-LICENSE"
 podman rm "$cid" >/dev/null
 grep -qx 'memcache:x:11211:11211:memcache:/nonexistent:/sbin/nologin' "$work/image-passwd" || fail "image /etc/passwd"
 readelf --program-headers "$work/image-rustcached" | grep -q 'program interpreter' && fail "image binary is not static"
-[ "$("$work/image-rustcached" -V)" = "rustcached 1.6.18-rustcached-$version" ] || fail "image rustcached -V"
+[ "$("$work/image-rustcached" -V)" = "rustcached $version (memcached 1.6.18)" ] || fail "image rustcached -V"
 cmp -s LICENSE "$work/image-LICENSE" || fail "the image does not carry LICENSE"
 "$work/image-rustcached" -i | cmp -s LICENSE - || fail "rustcached -i does not print LICENSE"
 # As the image runs it: uid/gid 11211 (which must be able to reach the binary), no -u.

@@ -60,25 +60,9 @@ const FILES: &[&str] = &[
     "watcher_connid",
 ];
 
-/// Run over TLS with `SSL_TEST=1`: the protocol files and memcached's TLS tests.
-const OVER_TLS: &[&str] = &[
-    "ascii-auth",
-    "binary-get",
-    "binary",
-    "cas",
-    "flags",
-    "flush-all",
-    "getandtouch",
-    "getset",
-    "incrdecr",
-    "issue_61",
-    "issue_67",
-    "metaget",
-    "multiversioning",
-    "noreply",
-    "stats-conns",
-    "stats-detail",
-    "touch",
+/// Memcached's TLS tests, run with `SSL_TEST=1` beside every file above: the harness then
+/// speaks TLS to the server for the whole file.
+const TLS_ONLY: &[&str] = &[
     "ssl_cert_refresh",
     "ssl_ports",
     "ssl_proto_version",
@@ -86,6 +70,9 @@ const OVER_TLS: &[&str] = &[
     "ssl_settings",
     "ssl_verify_modes",
 ];
+
+/// Passes in plain TCP but hangs over TLS (not found yet): left out of the TLS run.
+const NOT_OVER_TLS: &[&str] = &["watcher_connid"];
 
 fn memcached_source() -> PathBuf {
     let base =
@@ -125,5 +112,6 @@ fn memcached_test_files_pass() {
 
 #[test]
 fn memcached_test_files_pass_over_tls() {
-    prove(OVER_TLS, true);
+    let files: Vec<&str> = FILES.iter().filter(|f| !NOT_OVER_TLS.contains(f)).chain(TLS_ONLY).copied().collect();
+    prove(&files, true);
 }

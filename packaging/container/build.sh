@@ -8,7 +8,9 @@ cd "$(dirname "$0")/../.."
 IMAGE=${1:-localhost/rustcached:latest}
 TRIPLE=x86_64-unknown-linux-musl
 rustup target list --installed | grep -qx "$TRIPLE" || rustup target add "$TRIPLE"
-cargo build --release --locked --quiet --target "$TRIPLE" --bin rustcached
+# ring (rustls' crypto) compiles C and assembly: with musl that needs Debian's musl-gcc.
+command -v musl-gcc >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends musl-tools >/dev/null; }
+CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release --locked --quiet --target "$TRIPLE" --bin rustcached
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
