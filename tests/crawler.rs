@@ -135,6 +135,8 @@ fn large_metadump_streams_and_others_are_served() {
             batch.clear();
         }
     }
+    // A debug build on a loaded machine takes more than the usual 5 s to store them all.
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     expect(&mut s, b"version\r\n", b"VERSION 1.6.18\r\n");
     s.write_all(b"lru_crawler metadump all\r\n").unwrap();
     // Do not read yet: the dump pauses once the socket buffers and 4 MB are full.

@@ -1,11 +1,12 @@
-//! The classic text protocol: framing a command line and parsing it into a `Command`.
+//! The classic text protocol: framing a command line, parsing it into a `Command`, and
+//! encoding replies.
 //!
 //! Owns: line framing (`frame`), memcached's tokenizer (split on spaces, at most 24 tokens
 //! where the last holds the unprocessed rest), the command table with its token-count rules
 //! (a wrong count is a bare `ERROR`, as in memcached 1.6.18), argument validation with
-//! memcached's exact error strings, and `noreply` detection. Knows nothing of storage: a
-//! storage command is returned with its data length, and the caller decides whether to wait
-//! for the data block or swallow it.
+//! memcached's exact error strings, `noreply` detection, and the reply encoders (`reply`,
+//! `encode`). Knows nothing of storage: a storage command is returned with its data length,
+//! and the caller decides whether to wait for the data block or swallow it.
 
 use memchr::memchr;
 
@@ -48,6 +49,63 @@ pub mod reply {
     pub const END: &[u8] = b"END\r\n";
     pub const RESET: &[u8] = b"RESET\r\n";
     pub const TOO_MANY_CONNS: &[u8] = b"ERROR Too many open connections\r\n";
+    pub const REASSIGN_DISABLED: &[u8] = b"CLIENT_ERROR slab reassignment disabled\r\n";
+    pub const REASSIGN_SAME: &[u8] = b"SAME src and dst class are identical\r\n";
+    pub const REASSIGN_NOSPARE: &[u8] = b"NOSPARE source class has no spare pages\r\n";
+    pub const REASSIGN_BADCLASS: &[u8] = b"BADCLASS invalid src or dst class id\r\n";
+    pub const CRAWLER_DISABLED: &[u8] = b"CLIENT_ERROR lru crawler disabled\r\n";
+    pub const CRAWLER_BADCLASS: &[u8] = b"BADCLASS invalid class id\r\n";
+    pub const CRAWLER_SLEEP: &[u8] = b"CLIENT_ERROR sleep must be one second or less\r\n";
+    pub const METADUMP_DISABLED: &[u8] = b"ERROR metadump not allowed\r\n";
+    pub const METADUMP_PIPELINED: &[u8] = b"ERROR cannot pipeline other commands before metadump\r\n";
+    pub const DETAIL_USAGE: &[u8] = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n";
+    pub const CACHEDUMP_DISABLED: &[u8] = b"CLIENT_ERROR stats cachedump not allowed\r\n";
+    pub const CACHEDUMP_BADCLASS: &[u8] = b"CLIENT_ERROR Illegal slab id\r\n";
+}
+
+/// Encoders for the replies that carry data (the fixed ones are in `reply`).
+pub mod encode {
+    fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`: the line before a retrieved value.
+    #[inline]
+    pub fn value_head(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
+        out.extend_from_slice(b"VALUE ");
+        out.extend_from_slice(key);
+        out.push(b' ');
+        num(out, flags);
+        out.push(b' ');
+        num(out, len);
+        if let Some(cas) = cas {
+            out.push(b' ');
+            num(out, cas);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// The reply to `incr`/`decr`: the new number.
+    pub fn number(out: &mut Vec<u8>, n: u64) {
+        num(out, n);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// One `STAT <name> <value>` line.
+    pub fn stat(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+        out.extend_from_slice(b"STAT ");
+        out.extend_from_slice(name);
+        out.push(b' ');
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// `VERSION <version>`.
+    pub fn version(out: &mut Vec<u8>, version: &str) {
+        out.extend_from_slice(b"VERSION ");
+        out.extend_from_slice(version.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Result of looking for a command line at the start of a buffer.

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
 
-use super::conn::{Conn, Ctx, Step};
+use super::exec::Ctx;
 use super::sasl::constant_time_eq;
+use super::session::{Session, Step};
 use crate::protocol::asciiauth::{self as pauth, reply, Login};
 
 /// `(user, password)` entries, in file order.
@@ -106,26 +107,24 @@ impl AuthFile {
 /// Serve one request of a connection that has not logged in: a login (`STORED` and the
 /// connection is in, or `CLIENT_ERROR authentication failure`), or anything else (`CLIENT_ERROR
 /// unauthenticated`, and the like). `noreply` is ignored, as in memcached.
-pub fn step(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>) -> Step {
+pub fn step(session: &mut Session, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>) -> Step {
     match pauth::login(input) {
         Login::Incomplete { need } => {
-            conn.need = need;
+            session.need = need;
             Step::Incomplete
         }
         Login::Close => Step::Close(0),
         Login::Refused { consumed, reply } => {
-            conn.need = 0;
+            session.need = 0;
             out.extend_from_slice(reply);
             Step::Done(consumed)
         }
         Login::Credentials { consumed, user, pass } => {
-            conn.need = 0;
-            ctx.stats.auth_cmds.inc();
-            if ctx.shared.ascii_auth.check(user, pass) {
-                conn.login_pending = false;
+            session.need = 0;
+            if ctx.authenticated(ctx.shared.ascii_auth.check(user, pass)) {
+                session.login_pending = false;
                 out.extend_from_slice(reply::STORED);
             } else {
-                ctx.stats.auth_errors.inc();
                 out.extend_from_slice(reply::FAILURE);
             }
             Step::Done(consumed)

@@ -1,21 +1,21 @@
-//! Binary-protocol dispatch: the only place where binary requests meet the store.
+//! Binary-protocol dispatch: a binary request is decoded with `protocol::binary`, run through
+//! `exec`, and its byte-exact response encoded (quiet variants, opaque echo, CAS).
 //!
-//! Owns: framing a connection's binary input with `protocol::binary`, executing each request
-//! against `storage::Store`, counting it in the worker's `ThreadStats` as memcached 1.6.18
-//! counts it, writing the byte-exact responses (quiet variants, opaque echo, CAS), SASL PLAIN
-//! under `-S`, and discarding refused bodies. Per-connection state lives in `State`, one field
-//! of `Conn`.
+//! Owns: SASL PLAIN under `-S`, discarding refused bodies before their reply (as memcached
+//! does), and the binary-only `stat` key matching. Per-connection state lives in `State`, one
+//! field of `Session`. Must not know: how commands are counted (`exec`'s) or sockets.
 
 use std::sync::atomic::Ordering;
 
-use super::conn::{Conn, Ctx, Staged, StagedKind, Step, Value};
+use super::exec::{CounterFailed, Ctx, DeleteOpts, Deleted, Dialect, Value};
 use super::out::Out;
 use super::report::{self, Pairs};
 use super::sasl;
+use super::session::{Session, Staged, StagedKind, Step, StoreHead};
 use crate::config::VERSION;
 use crate::protocol::binary::{self as pb, Command, Frame, Limits, Opcode, Request, Status};
 use crate::protocol::KEY_MAX;
-use crate::storage::{DeleteOutcome, DeltaOutcome, GetOpts, Mode, StoreOutcome, StoreReq};
+use crate::storage::{DeltaOutcome, Mode, StoreOutcome, StoreReq};
 
 /// memcached's `MAX_SASL_MECH_LEN`: a longer mechanism name is `Invalid arguments`.
 const SASL_MECH_MAX: usize = 32;
@@ -34,8 +34,8 @@ pub struct State {
 }
 
 /// Handle one binary request (or one piece of a body being discarded) at the start of `input`.
-pub fn step(conn: &mut Conn, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> Step {
-    let st = &mut conn.binary;
+pub fn step(session: &mut Session, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> Step {
+    let st = &mut session.binary;
     if st.skip > 0 {
         let n = st.skip.min(input.len());
         st.skip -= n;
@@ -46,83 +46,86 @@ pub fn step(conn: &mut Conn, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> Step
     }
     let sh = ctx.shared;
     if sh.config.sasl && !st.authenticated {
-        if let Some(s) = refuse_unauthenticated(conn, input, out) {
+        if let Some(s) = refuse_unauthenticated(session, input, out) {
             return s;
         }
     }
-    if let Some(s) = super::discovery::binary_step(conn, input, out, ctx) {
+    if let Some(s) = super::discovery::binary_step(session, input, out, ctx) {
         return s;
     }
     let limits = Limits { max_key: KEY_MAX, item_size_max: sh.store.item_size_max(), use_cas: sh.store.use_cas() };
     match pb::parse_limited(input, &limits) {
         Frame::Incomplete { need } => match pb::store_head(input, &limits) {
             // A storage request whose value is still arriving: receive it into its item.
-            Some(head) => match sh.store.reserve(head.key, head.value_len, head.flags) {
-                Ok(res) => {
-                    conn.stage(StagedKind::Binary, &input[..head.head_len], res, &input[head.head_len..]);
-                    Step::Done(input.len())
+            Some(head) => {
+                let sh = StoreHead {
+                    kind: StagedKind::Binary,
+                    key: head.key,
+                    vlen: head.value_len,
+                    flags: head.flags,
+                    head_len: head.head_len,
+                };
+                match session.receive(&sh, input, ctx) {
+                    Ok(()) => Step::Done(input.len()),
+                    Err(failed) => {
+                        session.need = 0;
+                        let req = pb::assemble(&input[..head.head_len]);
+                        ctx.refuse_store(Dialect::Binary, sent_set(&req), req.key, failed);
+                        let mut reply = Vec::new();
+                        unstored(&req, failed, &mut reply);
+                        skip_then_reply(session, input.len(), head.total, reply, out)
+                    }
                 }
-                Err(failed) => {
-                    conn.need = 0;
-                    let req = pb::assemble(&input[..head.head_len]);
-                    let mut reply = Vec::new();
-                    fail_unstored(ctx, &req, failed, &mut reply);
-                    skip_then_reply(conn, input.len(), head.total, reply, out)
-                }
-            },
+            }
             None => {
-                conn.need = need;
+                session.need = need;
                 Step::Incomplete
             }
         },
         Frame::Request(req, n) => {
-            conn.need = 0;
-            if execute(conn, ctx, &req, out) {
+            session.need = 0;
+            if execute(session, ctx, &req, out) {
                 Step::Close(n)
             } else {
                 Step::Done(n)
             }
         }
         Frame::TooLarge { opcode, opaque, key, skip } => {
-            conn.need = 0;
-            // Not counted in store_too_large (memcached counts it for text only). Avoid stale
-            // data persisting: a refused set drops the old item (add/replace/... do not).
-            if opcode.base() == Opcode::Set {
-                sh.store.delete(key, 0);
-            }
+            session.need = 0;
+            ctx.refuse_store(Dialect::Binary, opcode.base() == Opcode::Set, key, StoreOutcome::TooLarge);
             let mut reply = Vec::new();
             pb::write_error(&mut reply, opcode.as_u8(), Status::TooLarge, opaque);
-            skip_then_reply(conn, input.len(), skip, reply, out)
+            skip_then_reply(session, input.len(), skip, reply, out)
         }
         Frame::Invalid(inv) => {
-            conn.need = 0;
+            session.need = 0;
             if inv.close {
                 inv.write_reply(out);
                 return Step::Close(input.len());
             }
             let mut reply = Vec::new();
             inv.write_reply(&mut reply);
-            skip_then_reply(conn, input.len(), inv.skip, reply, out)
+            skip_then_reply(session, input.len(), inv.skip, reply, out)
         }
     }
 }
 
 /// Discard `skip` bytes from the start of the frame (`have` of them are buffered), then send
 /// `reply`: at once if everything is here, else when the last byte has been read.
-fn skip_then_reply(conn: &mut Conn, have: usize, skip: usize, mut reply: Vec<u8>, out: &mut Vec<u8>) -> Step {
+fn skip_then_reply(session: &mut Session, have: usize, skip: usize, mut reply: Vec<u8>, out: &mut Vec<u8>) -> Step {
     if have >= skip {
         out.append(&mut reply);
         return Step::Done(skip);
     }
-    conn.binary.skip = skip - have;
-    conn.binary.pending = reply;
+    session.binary.skip = skip - have;
+    session.binary.pending = reply;
     Step::Done(have)
 }
 
 /// Under `-S`, before authentication, memcached answers every opcode except SASL and Version
 /// with `Auth failure.` and closes, as soon as header, extras and key are in (after its
 /// magic and length-consistency checks, which the codec does). `None`: parse normally.
-fn refuse_unauthenticated(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> Option<Step> {
+fn refuse_unauthenticated(session: &mut Session, input: &[u8], out: &mut Vec<u8>) -> Option<Step> {
     if input.len() < pb::HEADER_LEN {
         return None;
     }
@@ -138,16 +141,16 @@ fn refuse_unauthenticated(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> O
         return None;
     }
     if input.len() < head {
-        conn.need = head;
+        session.need = head;
         return Some(Step::Incomplete);
     }
-    conn.need = 0;
+    session.need = 0;
     pb::write_error(out, h.opcode, Status::AuthError, h.opaque);
     Some(Step::Close(input.len()))
 }
 
 /// Run one request. Returns true when the connection must close after the reply.
-fn execute(conn: &mut Conn, ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Out) -> bool {
+fn execute(session: &mut Session, ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Out) -> bool {
     let sh = ctx.shared;
     let (op, opaque, quiet) = (req.opcode_byte(), req.opaque, req.is_quiet());
     match req.command {
@@ -165,12 +168,10 @@ fn execute(conn: &mut Conn, ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Out) -> 
         Command::Incr { delta, initial, exptime } => arith(ctx, req, true, delta, initial, exptime, out),
         Command::Decr { delta, initial, exptime } => arith(ctx, req, false, delta, initial, exptime, out),
         Command::Flush { exptime } => {
-            if !sh.config.flush_enabled {
-                pb::write_error(out, op, Status::AuthError, opaque);
-            } else {
-                ctx.stats.flush_cmds.inc();
-                sh.store.flush_all(exptime as i64);
+            if ctx.flush(Dialect::Binary, exptime as i64) {
                 ok(out, req, 0);
+            } else {
+                pb::write_error(out, op, Status::AuthError, opaque);
             }
         }
         Command::Quit => {
@@ -188,7 +189,7 @@ fn execute(conn: &mut Conn, ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Out) -> 
         Command::SaslListMechs => {
             pb::write_response(out, op, Status::NoError, opaque, 0, &[], &[], sasl::MECHANISMS.as_bytes())
         }
-        Command::SaslAuth | Command::SaslStep => sasl_auth(conn, ctx, req, out),
+        Command::SaslAuth | Command::SaslStep => sasl_auth(session, ctx, req, out),
     }
     false
 }
@@ -207,26 +208,13 @@ fn error(out: &mut Vec<u8>, req: &Request<'_>, status: Status) {
 /// Get/GetK/Gat/GatK and their quiet variants.
 fn get(ctx: &Ctx<'_>, req: &Request<'_>, touch: Option<u32>, with_key: bool, out: &mut Out) {
     let store = &ctx.shared.store;
-    let opts = match touch {
-        Some(t) => GetOpts::touch(t as i64),
-        None => GetOpts::GET,
-    };
-    // memcached counts gat only as a touch.
-    if touch.is_some() {
-        ctx.stats.touch_cmds.inc();
-    } else {
-        ctx.stats.get_cmds.inc();
-    }
     let key = req.key;
-    let r = store.get(key, opts, |e| {
-        let v = e.value();
+    let hit = ctx.fetch(key, touch.map(i64::from), |e| {
         let k: &[u8] = if with_key { key } else { &[] };
-        pb::write_hit_head(out, req.opcode_byte(), req.opaque, e.cas(), e.flags(), k, v.len());
+        pb::write_hit_head(out, req.opcode_byte(), req.opaque, e.cas(), e.flags(), k, e.value().len());
         out.value(e, store);
-        e.class()
     });
-    ctx.count_fetch(key, r, touch.is_some());
-    if r.is_err() && !req.is_quiet() {
+    if hit.is_none() && !req.is_quiet() {
         if with_key {
             pb::write_key_miss(out, req.opcode_byte(), req.opaque, key);
         } else {
@@ -237,18 +225,17 @@ fn get(ctx: &Ctx<'_>, req: &Request<'_>, touch: Option<u32>, with_key: bool, out
 
 /// Touch: the reply carries the flags (extras) and the item's CAS, no value.
 fn touch(ctx: &Ctx<'_>, req: &Request<'_>, exptime: u32, out: &mut Vec<u8>) {
-    ctx.stats.touch_cmds.inc();
-    let r = ctx.shared.store.get(req.key, GetOpts::touch(exptime as i64), |e| {
+    let hit = ctx.touch(req.key, exptime as i64, |e| {
         pb::write_hit_head(out, req.opcode_byte(), req.opaque, e.cas(), e.flags(), &[], 0);
-        e.class()
     });
-    match r {
-        Ok(class) => ctx.stats.slab[class as usize].touch_hits.inc(),
-        Err(_) => {
-            ctx.stats.touch_misses.inc();
-            error(out, req, Status::KeyNotFound);
-        }
+    if hit.is_none() {
+        error(out, req, Status::KeyNotFound);
     }
+}
+
+/// The request was a set (with or without a CAS): a failed one drops the old item.
+fn sent_set(req: &Request<'_>) -> bool {
+    req.opcode.base() == Opcode::Set
 }
 
 /// Set/Add/Replace/Append/Prepend. A non-zero request CAS turns set/add/replace into a
@@ -270,19 +257,12 @@ pub fn finish_staged(ctx: &Ctx<'_>, st: Staged, out: &mut Out) {
 }
 
 fn store(ctx: &Ctx<'_>, req: &Request<'_>, mode: Mode, flags: u32, exptime: u32, value: Value<'_>, out: &mut Vec<u8>) {
-    let sh = ctx.shared;
-    let store = &sh.store;
     // With -C memcached cannot even record the request CAS on the new item: it is ignored.
-    let cas = if store.use_cas() { req.cas } else { 0 };
+    let cas = if ctx.shared.store.use_cas() { req.cas } else { 0 };
     let mode = if cas != 0 && matches!(mode, Mode::Set | Mode::Add | Mode::Replace) { Mode::Cas } else { mode };
-    sh.detail.set(req.key);
     let mut sr = StoreReq::new(mode, req.key, value.bytes(), flags, exptime as i64);
     sr.cas = cas;
-    let slab = &ctx.stats.slab[store.class_of(req.key.len(), value.len(), flags)];
-    let outcome = value.store(store, &sr).0;
-    if !matches!(outcome, StoreOutcome::NoMemory | StoreOutcome::TooLarge) {
-        slab.set_cmds.inc();
-    }
+    let outcome = ctx.store(Dialect::Binary, sent_set(req), &sr, value).0;
     // What a failed add/replace/append/prepend answers (memcached's complete_update_bin).
     let not_stored = match mode {
         Mode::Add => Status::KeyExists,
@@ -290,31 +270,16 @@ fn store(ctx: &Ctx<'_>, req: &Request<'_>, mode: Mode, flags: u32, exptime: u32,
         _ => Status::NotStored,
     };
     match outcome {
-        StoreOutcome::Stored { cas } => {
-            if mode == Mode::Cas {
-                slab.cas_hits.inc();
-            }
-            ok(out, req, cas);
-        }
+        StoreOutcome::Stored { cas } => ok(out, req, cas),
         StoreOutcome::NotStored => error(out, req, not_stored),
-        StoreOutcome::Exists => {
-            // An append/prepend CAS mismatch is not a CAS command: not counted.
-            if mode == Mode::Cas {
-                slab.cas_badval.inc();
-            }
-            error(out, req, Status::KeyExists);
-        }
-        StoreOutcome::NotFound => {
-            ctx.stats.cas_misses.inc();
-            error(out, req, Status::KeyNotFound);
-        }
-        StoreOutcome::TooLarge | StoreOutcome::NoMemory => fail_unstored(ctx, req, outcome, out),
+        StoreOutcome::Exists => error(out, req, Status::KeyExists),
+        StoreOutcome::NotFound => error(out, req, Status::KeyNotFound),
+        StoreOutcome::TooLarge | StoreOutcome::NoMemory => unstored(req, outcome, out),
     }
 }
 
-/// A store that found no memory (or room): a set drops the old item, then the error reply.
-fn fail_unstored(ctx: &Ctx<'_>, req: &Request<'_>, outcome: StoreOutcome, out: &mut Vec<u8>) {
-    drop_after_failed_set(ctx, req);
+/// The reply to a store that found no memory (or room).
+fn unstored(req: &Request<'_>, outcome: StoreOutcome, out: &mut Vec<u8>) {
     if outcome == StoreOutcome::TooLarge {
         error(out, req, Status::TooLarge);
     } else {
@@ -322,72 +287,43 @@ fn fail_unstored(ctx: &Ctx<'_>, req: &Request<'_>, outcome: StoreOutcome, out: &
     }
 }
 
-/// A set that could not allocate deletes the old item, even when it carried a CAS.
-fn drop_after_failed_set(ctx: &Ctx<'_>, req: &Request<'_>) {
-    if req.opcode.base() == Opcode::Set {
-        ctx.shared.store.delete(req.key, 0);
-    }
-}
-
 fn delete(ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) {
-    ctx.shared.detail.delete(req.key);
-    match ctx.shared.store.delete(req.key, req.cas) {
-        DeleteOutcome::Deleted { class } => {
-            ctx.stats.slab[class as usize].delete_hits.inc();
-            ok(out, req, 0);
-        }
-        DeleteOutcome::Exists => error(out, req, Status::KeyExists),
-        DeleteOutcome::NotFound => {
-            ctx.stats.delete_misses.inc();
-            error(out, req, Status::KeyNotFound);
-        }
+    let opts = DeleteOpts { cas: (req.cas != 0).then_some(req.cas), ..DeleteOpts::default() };
+    match ctx.delete(Dialect::Binary, req.key, opts) {
+        Deleted::Removed | Deleted::Marked => ok(out, req, 0),
+        Deleted::Exists => error(out, req, Status::KeyExists),
+        Deleted::NotFound | Deleted::NoMemory => error(out, req, Status::KeyNotFound),
     }
 }
 
-/// Increment/Decrement. A missing key is created holding `initial` (the delta is not applied)
-/// unless `exptime` is 0xffffffff; creation counts neither a hit nor a miss.
+/// Increment/Decrement. A missing key is created holding `initial` (the delta not applied)
+/// unless `exptime` is 0xffffffff.
 #[allow(clippy::too_many_arguments)]
 fn arith(ctx: &Ctx<'_>, req: &Request<'_>, incr: bool, delta: u64, initial: u64, exptime: u32, out: &mut Vec<u8>) {
-    let store = &ctx.shared.store;
     let (op, opaque) = (req.opcode_byte(), req.opaque);
-    match store.delta(req.key, incr, delta, req.cas, None, None) {
-        DeltaOutcome::Value { value, cas, class } => {
-            let slab = &ctx.stats.slab[class as usize];
-            if incr {
-                slab.incr_hits.inc();
-            } else {
-                slab.decr_hits.inc();
-            }
+    let r = if exptime == pb::NO_AUTOVIVIFY {
+        ctx.delta(req.key, incr, delta, req.cas, None, None, |e, v| (v, e.cas()))
+            .map(|(r, _)| r)
+            .map_err(CounterFailed::Delta)
+    } else {
+        ctx.delta_or_add(req.key, incr, delta, req.cas, initial, exptime as i64)
+    };
+    match r {
+        Ok((value, cas)) => {
             if !req.is_quiet() {
                 pb::write_counter(out, op, opaque, cas, value);
             }
         }
-        DeltaOutcome::NotFound if exptime != pb::NO_AUTOVIVIFY => {
-            let mut digits = itoa::Buffer::new();
-            let sr = StoreReq::new(Mode::Add, req.key, digits.format(initial).as_bytes(), 0, exptime as i64);
-            match store.store(&sr) {
-                StoreOutcome::Stored { cas } => {
-                    if !req.is_quiet() {
-                        pb::write_counter(out, op, opaque, cas, initial);
-                    }
-                }
-                StoreOutcome::TooLarge | StoreOutcome::NoMemory => {
-                    pb::write_error_text(out, op, Status::OutOfMemory, opaque, pb::oom::ALLOCATING_NEW_ITEM)
-                }
-                _ => error(out, req, Status::NotStored),
-            }
+        Err(CounterFailed::AddNoMemory) => {
+            pb::write_error_text(out, op, Status::OutOfMemory, opaque, pb::oom::ALLOCATING_NEW_ITEM)
         }
-        DeltaOutcome::NotFound => {
-            if incr {
-                ctx.stats.incr_misses.inc();
-            } else {
-                ctx.stats.decr_misses.inc();
-            }
-            error(out, req, Status::KeyNotFound);
+        Err(CounterFailed::AddNotStored) => error(out, req, Status::NotStored),
+        Err(CounterFailed::Delta(DeltaOutcome::NotFound | DeltaOutcome::Value { .. })) => {
+            error(out, req, Status::KeyNotFound)
         }
-        DeltaOutcome::Exists => error(out, req, Status::KeyExists),
-        DeltaOutcome::NonNumeric => error(out, req, Status::DeltaBadValue),
-        DeltaOutcome::NoMemory => {
+        Err(CounterFailed::Delta(DeltaOutcome::Exists)) => error(out, req, Status::KeyExists),
+        Err(CounterFailed::Delta(DeltaOutcome::NonNumeric)) => error(out, req, Status::DeltaBadValue),
+        Err(CounterFailed::Delta(DeltaOutcome::NoMemory)) => {
             pb::write_error_text(out, op, Status::OutOfMemory, opaque, pb::oom::INCREMENTING_VALUE)
         }
     }
@@ -442,12 +378,12 @@ fn stat(ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) {
 /// SASL auth/step with PLAIN against the `MEMCACHED_SASL_PWDB` table, as memcached with
 /// Cyrus SASL answers: every exchange first drops the authentication; an empty PLAIN start is
 /// answered "continue" and the response comes with a step; a failure keeps the connection.
-fn sasl_auth(conn: &mut Conn, ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) {
+fn sasl_auth(session: &mut Session, ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) {
     if req.key.len() > SASL_MECH_MAX {
         error(out, req, Status::InvalidArguments);
         return;
     }
-    let st = &mut conn.binary;
+    let st = &mut session.binary;
     st.authenticated = false;
     let verdict = if req.opcode == Opcode::SaslAuth {
         st.sasl_waiting = false;
@@ -463,13 +399,11 @@ fn sasl_auth(conn: &mut Conn, ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8
     } else {
         st.sasl_waiting && ctx.shared.sasl.check_plain(req.value)
     };
-    ctx.stats.auth_cmds.inc();
-    if verdict {
+    if ctx.authenticated(verdict) {
         st.authenticated = true;
         st.sasl_waiting = false;
         pb::write_response(out, req.opcode_byte(), Status::NoError, req.opaque, 0, &[], &[], b"Authenticated");
     } else {
-        ctx.stats.auth_errors.inc();
         error(out, req, Status::AuthError);
     }
 }

@@ -8,7 +8,8 @@
 //! memcached 1.6.18 answers it (`ERROR` for `config`, a plain miss or value for the legacy
 //! key, Unknown command for the opcodes).
 
-use super::conn::{Conn, Ctx, Step};
+use super::exec::Ctx;
+use super::session::{Session, Step};
 use super::Shared;
 use crate::cluster::{Reloaded, BINARY_CONFIG_GET, BINARY_CONFIG_SET, CONFIG_NAME, LEGACY_KEY};
 use crate::protocol::binary::{self as pb, Status, HEADER_LEN};
@@ -33,8 +34,15 @@ pub fn reload(sh: &Shared) {
 /// A `config ...` text line (`len` bytes at the start of `input`, `consumed` with its
 /// terminator): `config get cluster`, or `config set cluster <flags> <bytes> [noreply]`
 /// followed by a data block.
-pub fn step(conn: &mut Conn, input: &[u8], len: usize, consumed: usize, out: &mut Vec<u8>, ctx: &Ctx<'_>) -> Step {
-    conn.need = 0;
+pub fn step(
+    session: &mut Session,
+    input: &[u8],
+    len: usize,
+    consumed: usize,
+    out: &mut Vec<u8>,
+    ctx: &Ctx<'_>,
+) -> Step {
+    session.need = 0;
     let sh = ctx.shared;
     let Some(d) = &sh.cluster else {
         out.extend_from_slice(reply::ERROR);
@@ -67,12 +75,12 @@ pub fn step(conn: &mut Conn, input: &[u8], len: usize, consumed: usize, out: &mu
             };
             if let Some(r) = refused {
                 put(out, r);
-                conn.swallow = bytes + 2;
+                session.swallow = bytes + 2;
                 return Step::Done(consumed);
             }
             let total = consumed + bytes + 2;
             if input.len() < total {
-                conn.need = total;
+                session.need = total;
                 return Step::Incomplete;
             }
             if &input[consumed + bytes..total] != b"\r\n" {
@@ -114,7 +122,7 @@ pub fn legacy_get(ctx: &Ctx<'_>, cas: bool, touch: bool, keys: &[u8], out: &mut 
 
 /// Binary config get (0x60, key `cluster`; the value is the payload, with 4 bytes of flags)
 /// and config set (0x64). `None`: not one of these (or no cluster file), parse as usual.
-pub fn binary_step(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>) -> Option<Step> {
+pub fn binary_step(session: &mut Session, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'_>) -> Option<Step> {
     let d = ctx.shared.cluster.as_ref()?;
     if input.len() < HEADER_LEN {
         return None;
@@ -131,10 +139,10 @@ pub fn binary_step(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>, ctx: &Ctx<'
     }
     let total = HEADER_LEN + body;
     if input.len() < total {
-        conn.need = total;
+        session.need = total;
         return Some(Step::Incomplete);
     }
-    conn.need = 0;
+    session.need = 0;
     let key = &input[HEADER_LEN + ext..HEADER_LEN + ext + klen];
     let value = &input[HEADER_LEN + ext + klen..total];
     if key != CONFIG_NAME {

@@ -5,7 +5,8 @@
 //! are served meanwhile. Items written while the dump runs may or may not appear, as with
 //! memcached's crawler.
 
-use super::conn::{Ctx, DUMP_STEP};
+use super::exec::Ctx;
+use super::session::DUMP_STEP;
 use crate::protocol::metadump::{encode_line, DumpLine};
 use crate::protocol::text::reply;
 

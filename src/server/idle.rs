@@ -11,8 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::conn::{Conn, Proto, Stream};
-use crate::protocol::binary::HEADER_LEN;
+use super::conn::{Conn, Stream};
 
 /// How often a worker looks (memcached's idle thread also wakes about once a second).
 const EVERY: Duration = Duration::from_secs(1);
@@ -48,16 +47,10 @@ impl IdleCheck {
         self.timeout > 0
             && matches!(conn.stream, Stream::Tcp(_) | Stream::Tls(_))
             && now.saturating_sub(last) > self.timeout
-            && !mid_command(conn)
+            // memcached would be reading a value or body, discarding, or writing, not waiting
+            && !conn.session.mid_command()
+            && conn.output_done()
     }
-}
-
-/// A request is partly done: memcached would be reading a value or body, discarding, or
-/// writing, not waiting for a command.
-fn mid_command(conn: &Conn) -> bool {
-    // `need` is also set while a binary header is incomplete; that is still "waiting".
-    let reading_body = conn.need > 0 && !(conn.proto == Proto::Binary && conn.need <= HEADER_LEN);
-    reading_body || conn.staged.is_some() || conn.swallow > 0 || !conn.output_done() || conn.dump.is_some()
 }
 
 #[cfg(test)]

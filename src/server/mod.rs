@@ -23,6 +23,7 @@ pub mod connstate;
 pub mod detail;
 pub mod discovery;
 pub mod dump;
+pub mod exec;
 pub mod handoff;
 pub mod idle;
 pub mod listener;
@@ -30,6 +31,7 @@ pub mod meta;
 pub mod out;
 pub mod report;
 pub mod sasl;
+pub mod session;
 #[doc(hidden)]
 pub mod sim;
 pub mod text;

@@ -1,7 +1,7 @@
 //! A deterministic simulation of the connection layer, for the stateful fuzz target
 //! (`fuzz/fuzz_targets/conn.rs`) and its bounded run in `cargo test` (`tests/conn_sim.rs`).
 //!
-//! Owns: driving `Conn::process` as the worker does (leftover input, a value in flight read
+//! Owns: driving `Session::process` as the worker does (leftover input, a value in flight read
 //! straight into its reserved item, replies written to a socket that takes what it likes)
 //! for several clients of all three protocols, from a script decoded out of arbitrary bytes:
 //! requests split at any point, clients that stop reading, disconnect mid-value or mid-reply,
@@ -16,9 +16,10 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use super::conn::{Conn, Ctx, Outcome, Stream};
+use super::exec::Ctx;
 use super::out::Out;
-use super::{sasl, ConnInfo, Shared};
+use super::session::{Outcome, Session};
+use super::{sasl, Shared};
 use crate::config::{Args, Config};
 use crate::storage::{Mode, StoreReq};
 
@@ -117,7 +118,9 @@ impl Write for Sink<'_> {
 
 struct Client {
     proto: Proto,
-    conn: Conn,
+    session: Session,
+    /// The session asked to close: nothing more is processed.
+    closing: bool,
     out: Out,
     /// Server side: input not yet processed.
     rbuf: Vec<u8>,
@@ -132,17 +135,10 @@ struct Client {
 
 impl Client {
     fn new(proto: Proto) -> Client {
-        let info = Arc::new(ConnInfo {
-            state: Default::default(),
-            addr: "sim".into(),
-            listen_addr: "sim".into(),
-            listening: false,
-            udp: false,
-            last_cmd: 0.into(),
-        });
         Client {
             proto,
-            conn: Conn::new(Stream::Datagram, -1, info),
+            session: Session::new(),
+            closing: false,
             out: Out::default(),
             rbuf: Vec::new(),
             to_send: VecDeque::new(),
@@ -218,12 +214,12 @@ impl Client {
     /// Deliver up to `n` request bytes and let the server process, as `Worker::serve` does.
     fn serve(&mut self, n: usize, ctx: &Ctx<'_>, budget: usize) {
         let mut n = n.min(self.to_send.len());
-        if self.conn.closing {
+        if self.closing {
             n = 0;
         }
         // A value in flight is read straight into its item.
         if self.rbuf.is_empty() {
-            if let Some(st) = self.conn.staged.as_mut() {
+            if let Some(st) = self.session.staged.as_mut() {
                 let spare = st.spare();
                 let k = spare.len().min(n);
                 for (dst, src) in spare[..k].iter_mut().zip(self.to_send.drain(..k)) {
@@ -234,13 +230,13 @@ impl Client {
             }
         }
         self.rbuf.extend(self.to_send.drain(..n));
-        if self.conn.closing || self.out.over_high_water() {
+        if self.closing || self.out.over_high_water() {
             return;
         }
-        let (used, outcome) = self.conn.process(&self.rbuf, &mut self.out, ctx, budget);
+        let (used, outcome) = self.session.process(&self.rbuf, &mut self.out, ctx, budget);
         self.rbuf.drain(..used);
         if outcome == Outcome::Close {
-            self.conn.closing = true;
+            self.closing = true;
         }
     }
 
@@ -407,7 +403,7 @@ pub fn run(shared: &Arc<Shared>, data: &[u8]) {
                 break;
             }
         }
-        if !c.conn.closing {
+        if !c.closing {
             assert!(c.finished(), "{:?} client left {} requests unanswered", c.proto, c.expect.len());
         }
     }

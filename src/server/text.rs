@@ -1,18 +1,21 @@
-//! Text-protocol dispatch: the only place where parsed text commands meet the store.
+//! Text-protocol dispatch: a parsed text command is run through `exec` and its reply encoded.
 //!
-//! Owns: executing each classic command against `storage::Store`, counting it in the worker's
-//! `ThreadStats` the way memcached counts it, and writing the byte-exact reply (or nothing,
-//! under `noreply`).
+//! Owns: mapping each classic command to `exec` (retrievals, storage, delete, incr/decr, touch,
+//! flush) and encoding the byte-exact reply (or nothing, under `noreply`), and executing the
+//! administrative commands only the text protocol has (`stats`, `verbosity`, `lru`,
+//! `lru_crawler`, `slabs`, `shutdown`, `cache_memlimit`, ...; they have no other copy).
+//! Must not know: framing (the session's) or how commands are counted (`exec`'s).
 
 use std::sync::atomic::Ordering;
 
-use super::conn::{Action, Ctx, Staged, Value};
+use super::exec::{Ctx, DeleteOpts, Deleted, Dialect, Value};
 use super::out::Out;
 use super::report;
+use super::session::{Action, Staged};
 use crate::config::VERSION;
-use crate::protocol::text::{self as ptext, reply, Command, LruCmd, StoreCmd, StoreKind};
+use crate::protocol::text::{self as ptext, encode, reply, Command, LruCmd, StoreCmd, StoreKind};
 use crate::protocol::KEY_MAX;
-use crate::storage::{item, DeltaOutcome, GetOpts, Mode, Reassign, StoreOutcome, StoreReq};
+use crate::storage::{DeltaOutcome, Mode, Reassign, StoreOutcome, StoreReq};
 
 #[inline]
 fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
@@ -23,47 +26,11 @@ fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
     }
 }
 
-#[inline]
-fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-}
-
-/// Refuse a storage command before its data arrives when the item can never fit: reply, count,
-/// drop the old item for `set`. Returns true when refused (the caller swallows the data).
-pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) -> bool {
-    let store = &ctx.shared.store;
-    let fits_class = store.slabs().class_for(item::item_size(sc.key.len(), sc.bytes)).is_some();
-    if !store.too_large(sc.key.len(), sc.bytes, sc.flags) && fits_class {
-        return false;
-    }
-    ctx.stats.store_too_large.inc();
-    if sc.kind == StoreKind::Set {
-        store.delete(sc.key, 0);
-    }
-    put(out, sc.noreply, reply::TOO_LARGE);
-    true
-}
-
-/// A data block not ended by CRLF: memcached has already allocated the item, so it counts as a
-/// set of that size class, then replies `bad data chunk`.
-pub fn bad_chunk(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) {
-    ctx.stats.slab[ctx.shared.store.class_of(sc.key.len(), sc.bytes, sc.flags)].set_cmds.inc();
-    put(out, sc.noreply, reply::BAD_CHUNK);
-}
-
-/// A storage command whose item could not be reserved when its line arrived (the caller
-/// swallows the data block): memcached's reply, and a `set` drops the old item.
-pub fn refuse_unallocated(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, failed: StoreOutcome, out: &mut Vec<u8>) {
-    if sc.kind == StoreKind::Set {
-        ctx.shared.store.delete(sc.key, 0);
-    }
-    if failed == StoreOutcome::TooLarge {
-        ctx.stats.store_too_large.inc();
-        put(out, sc.noreply, reply::TOO_LARGE);
-    } else {
-        ctx.stats.store_no_memory.inc();
-        put(out, sc.noreply, reply::NO_MEMORY);
-    }
+/// A storage command refused before its data block was stored (`why`: `TooLarge` or
+/// `NoMemory`); the session swallows the block.
+pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, why: StoreOutcome, out: &mut Vec<u8>) {
+    ctx.refuse_store(Dialect::Text, sc.kind == StoreKind::Set, sc.key, why);
+    put(out, sc.noreply, if why == StoreOutcome::TooLarge { reply::TOO_LARGE } else { reply::NO_MEMORY });
 }
 
 /// A staged storage command whose value (and terminator) has arrived.
@@ -71,11 +38,8 @@ pub fn finish_staged(ctx: &Ctx<'_>, st: Staged, out: &mut Out) {
     let Command::Store(sc) = ptext::parse(line_of(&st.head)) else {
         unreachable!("a staged text head is a storage command");
     };
-    if st.terminated() {
-        store(ctx, &sc, Value::Staged(st.res), out);
-    } else {
-        bad_chunk(ctx, &sc, out);
-    }
+    let terminated = st.terminated();
+    store(ctx, &sc, Value::Staged(st.res), terminated, out);
 }
 
 /// A request line without its `\r\n` or `\n`.
@@ -86,9 +50,14 @@ pub fn line_of(head: &[u8]) -> &[u8] {
     }
 }
 
-/// A storage command with its data block.
-pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, out: &mut Vec<u8>) {
-    let store = &ctx.shared.store;
+/// A storage command with its data block (`terminated`: followed by `\r\n`; if not, memcached
+/// has allocated the item, counts the set and answers `bad data chunk`).
+pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, terminated: bool, out: &mut Vec<u8>) {
+    if !terminated {
+        ctx.bad_chunk(sc.key, value.len(), sc.flags);
+        put(out, sc.noreply, reply::BAD_CHUNK);
+        return;
+    }
     let mode = match sc.kind {
         StoreKind::Set => Mode::Set,
         StoreKind::Add => Mode::Add,
@@ -97,38 +66,15 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, out: &mut Vec<u
         StoreKind::Prepend => Mode::Prepend,
         StoreKind::Cas => Mode::Cas,
     };
-    ctx.shared.detail.set(sc.key);
     let mut req = StoreReq::new(mode, sc.key, value.bytes(), sc.flags, sc.exptime);
     req.cas = sc.cas;
-    let slab = &ctx.stats.slab[store.class_of(sc.key.len(), value.len(), sc.flags)];
-    let outcome = value.store(store, &req).0;
-    if !matches!(outcome, StoreOutcome::NoMemory | StoreOutcome::TooLarge) {
-        slab.set_cmds.inc();
-    }
-    let r = match outcome {
-        StoreOutcome::Stored { .. } => {
-            if mode == Mode::Cas {
-                slab.cas_hits.inc();
-            }
-            reply::STORED
-        }
+    let r = match ctx.store(Dialect::Text, sc.kind == StoreKind::Set, &req, value).0 {
+        StoreOutcome::Stored { .. } => reply::STORED,
         StoreOutcome::NotStored => reply::NOT_STORED,
-        StoreOutcome::Exists => {
-            slab.cas_badval.inc();
-            reply::EXISTS
-        }
-        StoreOutcome::NotFound => {
-            ctx.stats.cas_misses.inc();
-            reply::NOT_FOUND
-        }
-        StoreOutcome::TooLarge => {
-            ctx.stats.store_too_large.inc();
-            reply::TOO_LARGE
-        }
-        StoreOutcome::NoMemory => {
-            ctx.stats.store_no_memory.inc();
-            reply::NO_MEMORY
-        }
+        StoreOutcome::Exists => reply::EXISTS,
+        StoreOutcome::NotFound => reply::NOT_FOUND,
+        StoreOutcome::TooLarge => reply::TOO_LARGE,
+        StoreOutcome::NoMemory => reply::NO_MEMORY,
     };
     put(out, sc.noreply, r);
 }
@@ -145,73 +91,33 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
         }
         Command::Store(_) => unreachable!("storage commands are handled with their data"),
         Command::Delete { key, noreply } => {
-            sh.detail.delete(key);
-            // remove under the item lock, learning its slab class for `stats slabs`
-            let r = match store.update(key, |e| (e.class(), true)) {
-                Ok(class) => {
-                    ctx.stats.slab[class as usize].delete_hits.inc();
-                    reply::DELETED
-                }
-                Err(_) => {
-                    ctx.stats.delete_misses.inc();
-                    reply::NOT_FOUND
-                }
+            let r = match ctx.delete(Dialect::Text, key, DeleteOpts::default()) {
+                Deleted::Removed => reply::DELETED,
+                _ => reply::NOT_FOUND,
             };
             put(out, noreply, r);
         }
-        Command::Arith { incr, key, delta, noreply } => {
-            match store.delta_with(key, incr, delta, 0, None, None, |e, v| (e.class(), v)) {
-                Ok((class, value)) => {
-                    let slab = &ctx.stats.slab[class as usize];
-                    if incr {
-                        slab.incr_hits.inc();
-                    } else {
-                        slab.decr_hits.inc();
-                    }
-                    if !noreply {
-                        num(out, value);
-                        out.extend_from_slice(b"\r\n");
-                    }
+        Command::Arith { incr, key, delta, noreply } => match ctx.delta(key, incr, delta, 0, None, None, |_, v| v) {
+            Ok((value, _)) => {
+                if !noreply {
+                    encode::number(out, value);
                 }
-                Err(DeltaOutcome::NotFound | DeltaOutcome::Exists) => {
-                    if incr {
-                        ctx.stats.incr_misses.inc();
-                    } else {
-                        ctx.stats.decr_misses.inc();
-                    }
-                    put(out, noreply, reply::NOT_FOUND);
-                }
-                Err(DeltaOutcome::NonNumeric) => put(out, noreply, reply::NON_NUMERIC),
-                Err(DeltaOutcome::NoMemory | DeltaOutcome::Value { .. }) => put(out, noreply, reply::NO_MEMORY_DELTA),
             }
-        }
+            Err(DeltaOutcome::NotFound | DeltaOutcome::Exists) => put(out, noreply, reply::NOT_FOUND),
+            Err(DeltaOutcome::NonNumeric) => put(out, noreply, reply::NON_NUMERIC),
+            Err(DeltaOutcome::NoMemory | DeltaOutcome::Value { .. }) => put(out, noreply, reply::NO_MEMORY_DELTA),
+        },
         Command::Touch { key, exptime, noreply } => {
-            ctx.stats.touch_cmds.inc();
-            match store.get(key, GetOpts::touch(exptime), |e| e.class()) {
-                Ok(class) => {
-                    ctx.stats.slab[class as usize].touch_hits.inc();
-                    put(out, noreply, reply::TOUCHED);
-                }
-                Err(_) => {
-                    ctx.stats.touch_misses.inc();
-                    put(out, noreply, reply::NOT_FOUND);
-                }
-            }
+            let r = match ctx.touch(key, exptime, |_| ()) {
+                Some(()) => reply::TOUCHED,
+                None => reply::NOT_FOUND,
+            };
+            put(out, noreply, r);
         }
         Command::FlushAll { delay, noreply } => {
-            ctx.stats.flush_cmds.inc();
-            if !sh.config.flush_enabled {
-                put(out, noreply, reply::FLUSH_DISABLED);
-            } else {
-                store.flush_all(delay);
-                put(out, noreply, reply::OK);
-            }
+            put(out, noreply, if ctx.flush(Dialect::Text, delay) { reply::OK } else { reply::FLUSH_DISABLED });
         }
-        Command::Version => {
-            out.extend_from_slice(b"VERSION ");
-            out.extend_from_slice(VERSION.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        Command::Version => encode::version(out, VERSION),
         Command::Quit => return Action::Close,
         Command::Shutdown { graceful } => {
             if !sh.config.shutdown_command {
@@ -240,7 +146,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
         }
         Command::Stats { args, nargs } => stats(ctx, &args[..nargs], out),
         Command::Meta { .. } | Command::Config { .. } => out.extend_from_slice(reply::ERROR),
-        Command::MetaNoop => out.extend_from_slice(b"MN\r\n"),
+        Command::MetaNoop => out.extend_from_slice(crate::protocol::meta::MN_REPLY),
         Command::DebugTime { secs } => {
             if sh.config.debug_time {
                 sh.clock().advance(secs);
@@ -255,20 +161,19 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
         }
         Command::Lru { cmd, noreply } => lru(ctx, cmd, noreply, out),
         Command::SlabsReassign { src, dst } => {
-            const BADCLASS: &[u8] = b"BADCLASS invalid src or dst class id\r\n";
             let n = store.slabs().class_count() as i32;
             let r: &[u8] = if !sh.config.slab_reassign {
-                b"CLIENT_ERROR slab reassignment disabled\r\n"
+                reply::REASSIGN_DISABLED
             } else if src == dst {
-                b"SAME src and dst class are identical\r\n"
+                reply::REASSIGN_SAME
             } else if src < -1 || src > n || dst < 0 || dst > n {
-                BADCLASS
+                reply::REASSIGN_BADCLASS
             } else {
                 // class 0 is memcached's global page pool (our spare pages)
                 match store.reassign(u8::try_from(src).ok(), dst as u8) {
                     Reassign::Ok => reply::OK,
-                    Reassign::NoSpare => b"NOSPARE source class has no spare pages\r\n",
-                    Reassign::BadClass => BADCLASS,
+                    Reassign::NoSpare => reply::REASSIGN_NOSPARE,
+                    Reassign::BadClass => reply::REASSIGN_BADCLASS,
                 }
             };
             out.extend_from_slice(r);
@@ -317,38 +222,15 @@ pub fn get_more(ctx: &Ctx<'_>, cas: bool, keys: &[u8], last: bool, out: &mut Out
 /// The values of `keys`; false at the first key over `KEY_MAX` (the keys before it were served).
 fn get_keys(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out) -> bool {
     let store = &ctx.shared.store;
-    let opts = match touch {
-        Some(t) => GetOpts::touch(t),
-        None => GetOpts::GET,
-    };
     for key in ptext::keys(keys) {
         if key.len() > KEY_MAX {
             return false;
         }
-        // memcached counts gat/gats only as touches.
-        if touch.is_some() {
-            ctx.stats.touch_cmds.inc();
-        } else {
-            ctx.stats.get_cmds.inc();
-        }
-        let r = store.get(key, opts, |e| {
-            let v = e.value();
-            out.extend_from_slice(b"VALUE ");
-            out.extend_from_slice(key);
-            out.push(b' ');
-            num(out, e.flags());
-            out.push(b' ');
-            num(out, v.len());
-            if cas {
-                out.push(b' ');
-                num(out, e.cas());
-            }
-            out.extend_from_slice(b"\r\n");
+        ctx.fetch(key, touch, |e| {
+            encode::value_head(out, key, e.flags(), e.value().len(), cas.then(|| e.cas()));
             out.value(e, store);
             out.extend_from_slice(b"\r\n");
-            e.class()
         });
-        ctx.count_fetch(key, r, touch.is_some());
     }
     true
 }
@@ -386,8 +268,6 @@ fn lru(ctx: &Ctx<'_>, cmd: LruCmd, noreply: bool, out: &mut Vec<u8>) {
 fn lru_crawler(ctx: &Ctx<'_>, sub: &[u8], arg: &[u8], nargs: usize, out: &mut Vec<u8>) -> Action {
     use crate::protocol::metadump::parse_classes;
     use crate::protocol::num::strtoul32;
-    const DISABLED: &[u8] = b"CLIENT_ERROR lru crawler disabled\r\n";
-    const BADCLASS: &[u8] = b"BADCLASS invalid class id\r\n";
     let sh = ctx.shared;
     let enabled = sh.crawler_enabled.load(Ordering::Relaxed);
     let r: &[u8] = match (sub, nargs) {
@@ -397,29 +277,29 @@ fn lru_crawler(ctx: &Ctx<'_>, sub: &[u8], arg: &[u8], nargs: usize, out: &mut Ve
         }
         (b"sleep", 2) => match strtoul32(arg) {
             Some(us) if us <= 1_000_000 => reply::OK,
-            Some(_) => b"CLIENT_ERROR sleep must be one second or less\r\n",
+            Some(_) => reply::CRAWLER_SLEEP,
             None => reply::BAD_FORMAT,
         },
         (b"tocrawl", 2) => match strtoul32(arg) {
             Some(_) => reply::OK,
             None => reply::BAD_FORMAT,
         },
-        (b"crawl", 2) if !enabled => DISABLED,
+        (b"crawl", 2) if !enabled => reply::CRAWLER_DISABLED,
         (b"crawl", 2) => match parse_classes(arg, false) {
             Some(_) => {
                 sh.store.crawl(0, sh.store.shard_count());
                 reply::OK
             }
-            None => BADCLASS,
+            None => reply::CRAWLER_BADCLASS,
         },
-        (b"metadump", 2) if !enabled => DISABLED,
-        (b"metadump", 2) if !sh.config.dump_enabled => b"ERROR metadump not allowed\r\n",
+        (b"metadump", 2) if !enabled => reply::CRAWLER_DISABLED,
+        (b"metadump", 2) if !sh.config.dump_enabled => reply::METADUMP_DISABLED,
         // memcached streams the dump from its crawler thread and refuses while earlier
         // replies of this connection are still queued.
-        (b"metadump", 2) if !out.is_empty() => b"ERROR cannot pipeline other commands before metadump\r\n",
+        (b"metadump", 2) if !out.is_empty() => reply::METADUMP_PIPELINED,
         (b"metadump", 2) => match parse_classes(arg, true) {
             Some(classes) => return Action::Dump(classes),
-            None => BADCLASS,
+            None => reply::CRAWLER_BADCLASS,
         },
         _ => reply::ERROR,
     };
@@ -429,11 +309,7 @@ fn lru_crawler(ctx: &Ctx<'_>, sub: &[u8], arg: &[u8], nargs: usize, out: &mut Ve
 
 fn write_pairs(pairs: &report::Pairs, out: &mut Vec<u8>) {
     for (k, v) in pairs {
-        out.extend_from_slice(b"STAT ");
-        out.extend_from_slice(k.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(v.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        encode::stat(out, k.as_bytes(), v.as_bytes());
     }
     out.extend_from_slice(reply::END);
 }
@@ -455,7 +331,7 @@ fn stats(ctx: &Ctx<'_>, args: &[&[u8]], out: &mut Vec<u8>) {
         b"conns" => write_pairs(&report::conns(sh), out),
         b"sizes" if sh.config.track_sizes => write_pairs(&report::sizes(sh), out),
         b"sizes" => {
-            out.extend_from_slice(b"STAT sizes_status disabled\r\n");
+            encode::stat(out, b"sizes_status", b"disabled");
             out.extend_from_slice(reply::END);
         }
         b"detail" => match args.get(1).copied() {
@@ -468,17 +344,17 @@ fn stats(ctx: &Ctx<'_>, args: &[&[u8]], out: &mut Vec<u8>) {
                 out.extend_from_slice(reply::OK)
             }
             Some(b"dump") => sh.detail.dump(out),
-            _ => out.extend_from_slice(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"),
+            _ => out.extend_from_slice(reply::DETAIL_USAGE),
         },
         b"cachedump" => {
             if !sh.config.dump_enabled {
-                out.extend_from_slice(b"CLIENT_ERROR stats cachedump not allowed\r\n");
+                out.extend_from_slice(reply::CACHEDUMP_DISABLED);
             } else if args.len() < 3 {
                 out.extend_from_slice(reply::BAD_COMMAND_LINE);
             } else {
                 match (crate::protocol::num::strtoul32(args[1]), crate::protocol::num::strtoul32(args[2])) {
                     (Some(id), Some(limit)) if id < 64 => report::cachedump(sh, id, limit, out),
-                    (Some(_), Some(_)) => out.extend_from_slice(b"CLIENT_ERROR Illegal slab id\r\n"),
+                    (Some(_), Some(_)) => out.extend_from_slice(reply::CACHEDUMP_BADCLASS),
                     _ => out.extend_from_slice(reply::BAD_FORMAT),
                 }
             }

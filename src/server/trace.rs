@@ -12,7 +12,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 
-use super::conn::Ctx;
+use super::exec::Ctx;
 use super::Shared;
 use crate::config::Binding;
 

@@ -1,5 +1,5 @@
-//! UDP (`-U`): each worker reads datagrams from the shared socket and serves each one as a
-//! one-shot connection: the request bytes after the 8-byte header go through the same
+//! UDP (`-U`): each worker reads datagrams from the shared socket and serves each one with a
+//! fresh session: the request bytes after the 8-byte header go through the same framing and
 //! dispatch as TCP, and every command's reply is sent back as its own message, cut into
 //! 1,400-byte datagrams (`protocol::udp`). Text retrievals send one message per item found,
 //! `END` riding on the last, as memcached does. Nothing is kept between datagrams: a trailing
@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use super::conn::{Conn, Ctx, Outcome, Proto, Stream};
+use super::exec::Ctx;
 use super::out::Out;
+use super::session::{Outcome, Proto, Session};
 use super::ConnInfo;
 use crate::protocol::udp;
 
@@ -21,7 +22,8 @@ const RECV_MAX: usize = 65536;
 /// One worker's handle on a UDP socket.
 pub struct UdpPort {
     pub sock: mio::net::UdpSocket,
-    conn: Conn,
+    session: Session,
+    info: Arc<ConnInfo>,
     buf: Vec<u8>,
     out: Out,
     ends: Vec<usize>,
@@ -43,8 +45,18 @@ impl UdpPort {
             last_cmd: 0.into(),
             state: Default::default(),
         });
-        let conn = Conn::new(Stream::Datagram, fd, info.clone());
-        Ok((UdpPort { sock, conn, buf: vec![0; RECV_MAX], out: Out::copying(), ends: Vec::new() }, fd, info))
+        Ok((
+            UdpPort {
+                sock,
+                session: Session::new(),
+                info: info.clone(),
+                buf: vec![0; RECV_MAX],
+                out: Out::copying(),
+                ends: Vec::new(),
+            },
+            fd,
+            info,
+        ))
     }
 
     /// Serve up to `budget` datagrams. Returns true when the budget ran out (more may wait:
@@ -62,20 +74,21 @@ impl UdpPort {
             };
             ctx.stats.bytes_read.add(n as u64);
             let Some((id, body)) = udp::parse_request(&self.buf[..n]) else { continue };
-            self.conn.reset_for_datagram();
+            self.session = Session::new();
             let mut pos = 0;
             while pos < body.len() {
                 let rest = &body[pos..];
                 let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
-                let last_key = match rest[0] != crate::memcached::BINARY_REQ_MAGIC && self.conn.proto != Proto::Binary {
-                    true => udp::retrieval_last_key(line.strip_suffix(b"\r").unwrap_or(line)),
-                    false => None,
-                };
+                let last_key =
+                    match rest[0] != crate::memcached::BINARY_REQ_MAGIC && self.session.proto != Proto::Binary {
+                        true => udp::retrieval_last_key(line.strip_suffix(b"\r").unwrap_or(line)),
+                        false => None,
+                    };
                 self.out.clear();
                 super::watch::serving(-1); // no connection to attach a `watch` to, no `cfd`
-                let (used, outcome) = self.conn.process(rest, &mut self.out, ctx, 1);
+                let (used, outcome) = self.session.process(rest, &mut self.out, ctx, 1);
                 pos += used;
-                self.conn.dump = None;
+                self.session.dump = None;
                 if let Some(last_key) = last_key {
                     udp::split_retrieval(&self.out, last_key, &mut self.ends);
                 } else {
@@ -94,7 +107,7 @@ impl UdpPort {
                     break;
                 }
             }
-            self.conn.info.last_cmd.store(ctx.shared.clock().now(), std::sync::atomic::Ordering::Relaxed);
+            self.info.last_cmd.store(ctx.shared.clock().now(), std::sync::atomic::Ordering::Relaxed);
         }
         true
     }

@@ -18,7 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use super::conn::{Action, Ctx};
+use super::exec::Ctx;
+use super::session::Action;
 use super::Shared;
 use crate::storage::events::Events;
 use crate::storage::{Mode, StoreOutcome};

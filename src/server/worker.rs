@@ -18,12 +18,14 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::conn::{Conn, Ctx, InBuf, Outcome, Stream};
+use super::conn::{Conn, InBuf, Stream};
+use super::exec::Ctx;
 use super::handoff::Arrival;
 use super::idle::IdleCheck;
 use super::listener::{Listener, MioListener};
 use super::out::Out;
 use super::report::RESERVED_FDS;
+use super::session::Outcome;
 use super::udp::UdpPort;
 use super::{ConnInfo, Shared};
 use crate::protocol::text::reply;
@@ -307,7 +309,6 @@ impl Worker {
                 Stream::Tcp(s) => s.as_raw_fd(),
                 Stream::Unix(s) => s.as_raw_fd(),
                 Stream::Tls(s) => s.sock.as_raw_fd(),
-                Stream::Datagram => -1,
             };
             let info = Arc::new(ConnInfo {
                 addr,
@@ -386,7 +387,7 @@ impl Worker {
         let mut more_to_read = false;
         if !conn.closing && input.is_empty() {
             // A value in flight is read straight into its item, without passing a buffer.
-            while let Some(st) = conn.staged.as_mut() {
+            while let Some(st) = conn.session.staged.as_mut() {
                 let spare = st.spare();
                 if spare.is_empty() {
                     break;
@@ -409,7 +410,7 @@ impl Worker {
             }
         }
         while !conn.closing && !eof {
-            let want = READ_CHUNK.max(conn.need.saturating_sub(input.len()));
+            let want = READ_CHUNK.max(conn.session.need.saturating_sub(input.len()));
             match read_once(&mut conn.stream, input.spare(want), conn.peer_closed, conn.fd) {
                 Got::Bytes { n, drained } => {
                     input.commit(n);
@@ -417,7 +418,7 @@ impl Worker {
                     if drained {
                         break;
                     }
-                    if input.len() >= 4 * READ_CHUNK && conn.need <= input.len() {
+                    if input.len() >= 4 * READ_CHUNK && conn.session.need <= input.len() {
                         more_to_read = true; // enough to chew on; come back after processing
                         break;
                     }
@@ -436,9 +437,14 @@ impl Worker {
         let (used, outcome) = if conn.closing {
             (input.len(), Outcome::Close)
         } else {
-            conn.process(input.data(), &mut output, &ctx, budget)
+            conn.session.process(input.data(), &mut output, &ctx, budget)
         };
-        conn.info.state.leave(before, used, conn.need.max(conn.staged.is_some() as usize), conn.swallow);
+        conn.info.state.leave(
+            before,
+            used,
+            conn.session.need.max(conn.session.staged.is_some() as usize),
+            conn.session.swallow,
+        );
         super::trace::replies(&self.shared, &output);
         if used > 0 {
             conn.info.last_cmd.store(self.shared.clock().now(), Ordering::Relaxed);
@@ -468,7 +474,7 @@ impl Worker {
             conn.rbuf = input;
         } else {
             if !input.is_empty() {
-                conn.rbuf = InBuf::from_slice(input.data(), conn.need);
+                conn.rbuf = InBuf::from_slice(input.data(), conn.session.need);
                 input.clear();
             }
             if input.capacity() <= SCRATCH_KEEP {
@@ -514,7 +520,7 @@ impl Worker {
                 conn.wbuf = out;
             } else if conn.stream.pending_output() && !conn.closing_hard() {
                 // TLS records still waiting for the socket: the next writable event sends them
-            } else if !conn.rbuf.is_empty() || conn.dump.is_some() || conn.read_skipped {
+            } else if !conn.rbuf.is_empty() || conn.session.dump.is_some() || conn.read_skipped {
                 // Input (or a metadump, or unread socket data) was held back by backpressure:
                 // go on with it now.
                 requeue(&mut self.ready, &mut conn, t);
