@@ -28,3 +28,15 @@ fn random_scripts_keep_every_invariant() {
         assert!(r.is_ok(), "script seed {seed} broke an invariant (see the panic above)");
     }
 }
+
+/// The fuzz target runs every script on one server state: what a script leaves behind must not
+/// break the next one.
+#[test]
+fn scripts_in_a_row_on_one_store() {
+    let shared = sim::shared();
+    for seed in 1000..1100 {
+        let data = script(seed, 1500);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim::run(&shared, &data)));
+        assert!(r.is_ok(), "script seed {seed} after the ones before it broke an invariant");
+    }
+}

@@ -4,9 +4,14 @@
 //! against its model and that nothing stays pinned or reserved. See `rustcached::server::sim`.
 #![no_main]
 
+use std::sync::{Arc, OnceLock};
+
 use libfuzzer_sys::fuzz_target;
-use rustcached::server::sim;
+use rustcached::server::{sim, Shared};
+
+/// One server state per process: `sim::run` clears what an earlier script left.
+static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    sim::run(&sim::shared(), data);
+    sim::run(SHARED.get_or_init(sim::shared), data);
 });
