@@ -83,9 +83,9 @@ pub struct Args {
     /// Save PID in this file (only with -d)
     #[arg(short = 'P', long = "pidfile")]
     pub pidfile: Option<PathBuf>,
-    /// Chunk size growth factor
-    #[arg(short = 'f', long = "slab-growth-factor", default_value_t = 1.25)]
-    pub factor: f64,
+    /// Chunk size growth factor (default: 1.25, finer with a larger -m; see README)
+    #[arg(short = 'f', long = "slab-growth-factor")]
+    pub factor: Option<f64>,
     /// Minimum space allocated for key + value + flags
     #[arg(short = 'n', long = "slab-min-size", default_value_t = 48)]
     pub min_size: usize,
@@ -296,7 +296,8 @@ pub struct Config {
     pub lock_memory: bool,
     pub verbose: u8,
     pub pidfile: Option<PathBuf>,
-    pub factor: f64,
+    /// `-f`; `None`: the store picks a factor from `-m` (`storage::slab::auto_factor`).
+    pub factor: Option<f64>,
     pub chunk_size: usize,
     pub threads: usize,
     pub reqs_per_event: usize,
@@ -462,7 +463,7 @@ impl Config {
         if a.reqs_per_event <= 0 {
             return Err(ConfigError { message: "Number of requests per event must be greater than 0".into(), code: 1 });
         }
-        if a.factor <= 1.0 {
+        if a.factor.is_some_and(|f| f <= 1.0) {
             return Err(ConfigError { message: "Factor must be greater than 1".into(), code: 1 });
         }
         if a.min_size == 0 {

@@ -8,7 +8,8 @@
 //!   and the `config get cluster` reply bytes.
 //! - `protocol`: pure parsers and encoders over byte buffers (`text`, `meta`, `binary`, UDP
 //!   framing in `udp`, metadump lines in `metadump`, number rules in `num`).
-//! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry. No protocol;
+//! - `storage`: the cache: slab allocator, lock-striped index, eviction, expiry, page moves
+//!   that follow the size mix (`storage::automove`). No protocol;
 //!   it reports lookups, stores and evictions through `storage::events` (for `watch`).
 //! - `server`: listeners, worker event loops, connections, and the dispatch glue that is the
 //!   only code seeing both protocols and storage.
@@ -23,7 +24,8 @@
 //!  main ── binds listeners, spawns workers, waits for a signal or `shutdown`
 //!   ├─ worker-0 .. worker-(t-1): one mio::Poll each; accept on every listener and hand each
 //!   │    connection to the least-loaded worker; serve own conns and the shared UDP sockets
-//!   ├─ maintenance: ticks the clock, crawls stripes for expired items
+//!   ├─ maintenance: ticks the clock, crawls stripes for expired items, moves a slab page
+//!   │    a second at most (`slab_automove`)
 //!   ├─ watch (started by the first `watch`): sends watchers their log lines
 //!   └─ metrics (with `-o metrics_port`): answers scrapes
 //! ```

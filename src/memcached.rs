@@ -20,3 +20,10 @@ pub fn item_total(key_len: usize, value_len: usize, flags: u32, use_cas: bool) -
     let fixed: usize = 48 + if use_cas { 8 } else { 0 } + 1 + 2 + if flags != 0 { 4 } else { 0 };
     fixed.saturating_add(key_len).saturating_add(value_len)
 }
+
+/// `MAX_NUMBER_OF_SLAB_CLASSES - 1`: the most slab classes memcached makes (ids 1..=63). When
+/// a user sets `-f`, `-n` or `-o slab_sizes`, classes stop where memcached's would.
+pub const SLAB_CLASSES_MAX: usize = 63;
+
+/// `-f`'s default growth factor between slab classes.
+pub const GROWTH_FACTOR: f64 = 1.25;

@@ -54,6 +54,7 @@ use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::stats::Stats;
+use crate::storage::automove::Automove;
 use crate::storage::{Clock, Store, StoreConfig};
 
 /// What `stats conns` shows about one connection or listener.
@@ -277,7 +278,7 @@ impl Server {
     }
 }
 
-/// Clock ticks and the expiry crawler.
+/// Clock ticks, the expiry crawler and page moves that follow the size mix.
 fn spawn_maintenance(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("maintenance".into()).spawn(move || {
         let tick = Duration::from_millis(100);
@@ -286,6 +287,9 @@ fn spawn_maintenance(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
         let per_tick = shards.div_ceil(50);
         let mut cursor = 0;
         let mut last_tick = Instant::now();
+        let c = &shared.config;
+        let mut automove = Automove::new(c.slab_automove_window as usize, c.slab_automove_ratio);
+        let mut last_automove = Instant::now();
         while !shared.stopping.load(Ordering::Relaxed) {
             std::thread::sleep(tick);
             if last_tick.elapsed() >= Duration::from_millis(200) {
@@ -293,6 +297,13 @@ fn spawn_maintenance(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
                 last_tick = Instant::now();
             }
             shared.clock().tick();
+            // memcached's slab_automove: one look a second (`-o slab_reassign`, `slabs automove`).
+            if last_automove.elapsed() >= Duration::from_secs(1) {
+                last_automove = Instant::now();
+                if c.slab_reassign && shared.tunables.slab_automove.load(Ordering::Relaxed) != 0 {
+                    shared.store.automove(&mut automove);
+                }
+            }
             if shared.crawler_enabled.load(Ordering::Relaxed) {
                 let end = (cursor + per_tick).min(shards);
                 shared.store.crawl(cursor, end);

@@ -189,7 +189,7 @@ pub fn settings(sh: &Shared) -> Pairs {
     );
     push(&mut p, "umask", format!("{:o}", c.unix_mask));
     push(&mut p, "shutdown_command", yes_no(c.shutdown_command));
-    push(&mut p, "growth_factor", format!("{:.2}", c.factor));
+    push(&mut p, "growth_factor", format!("{:.2}", sh.store.slabs().factor()));
     push(&mut p, "chunk_size", c.chunk_size);
     push(&mut p, "num_threads", c.threads);
     push(&mut p, "num_threads_per_udp", c.threads);

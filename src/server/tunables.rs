@@ -1,7 +1,8 @@
 //! Settings an administrator may change while the server runs (`lru tune|mode|temp_ttl`,
-//! `slabs automove`), kept so that `stats settings` reports them as memcached does. The
-//! engine does not read them: eviction is CLOCK per slab class and pages move on demand, so
-//! there is no segmented LRU to tune (README, "Compatibility").
+//! `slabs automove`), kept so that `stats settings` reports them as memcached does. Only
+//! `slab_automove` is read (by the maintenance thread: 0 stops page moves that follow the size
+//! mix); the LRU ones change nothing, as eviction is CLOCK per slab class and there is no
+//! segmented LRU to tune (README, "Compatibility").
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 

@@ -14,11 +14,11 @@
 //!   the holder of the item's shard lock, and read under that lock.
 //!
 //! Layout (24 bytes, 4 more for non-zero client flags, then key, then value; chunks are
-//! 8-aligned). As in memcached, flags that are 0 take no space; bit 7 of the class byte says
-//! whether they are present.
+//! 8-aligned). As in memcached, flags that are 0 take no space; bit 7 of the bits byte says
+//! whether they are present (set once by `init`, so the class byte can hold ids up to 255).
 //! ```text
 //!  0 cas u64 | 8 exptime u32 | 12 atime u32 | 16 vlen u32
-//! 20 state u8 | 21 bits u8 | 22 klen u8 | 23 class u8 (bit 7: flags present)
+//! 20 state u8 | 21 bits u8 (bit 7: flags present) | 22 klen u8 | 23 class u8
 //! 24 [flags u32] | key.. | value..
 //! ```
 
@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 /// Bytes of metadata before the key (4 more when the client flags are not 0).
 pub const HEADER: usize = 24;
 
-/// Class-byte bit: client flags are stored (non-zero).
+/// Bit of the bits byte: client flags are stored (non-zero). Written by `init` only and never
+/// cleared while the chunk holds the item; `bits()` does not show it.
 const HAS_FLAGS: u8 = 0x80;
 
 const OFF_CAS: usize = 0;
@@ -120,11 +121,12 @@ impl ItemPtr {
     /// `value_len` bytes of value space are left for `value_mut` to fill.
     pub(super) fn init(self, class: u8, key: &[u8], flags: u32, exptime: u32, now: u32, value_len: usize) {
         debug_assert!(key.len() <= u8::MAX as usize);
-        debug_assert!(class & HAS_FLAGS == 0);
-        // SAFETY: exclusive, in bounds; written first because key_off() reads it.
+        // Written first because key_off() reads it.
+        self.atomic_u8(OFF_BITS).store(if flags != 0 { HAS_FLAGS } else { 0 }, Ordering::Relaxed);
+        // SAFETY: exclusive, in bounds.
         unsafe {
             *self.at(OFF_KLEN) = key.len() as u8;
-            *self.at(OFF_CLASS) = if flags != 0 { class | HAS_FLAGS } else { class };
+            *self.at(OFF_CLASS) = class;
         }
         if flags != 0 {
             self.write_u32(OFF_FLAGS, flags);
@@ -138,7 +140,6 @@ impl ItemPtr {
         self.atomic_u32(OFF_EXPTIME).store(exptime, Ordering::Relaxed);
         self.atomic_u32(OFF_ATIME).store(now, Ordering::Relaxed);
         self.write_u32(OFF_VLEN, value_len as u32);
-        self.atomic_u8(OFF_BITS).store(0, Ordering::Relaxed);
     }
 
     /// Chunk state (FREE / RESERVED / LINKED).
@@ -154,17 +155,23 @@ impl ItemPtr {
 
     #[inline]
     pub(super) fn bits(self) -> u8 {
-        self.atomic_u8(OFF_BITS).load(Ordering::Relaxed)
+        self.atomic_u8(OFF_BITS).load(Ordering::Relaxed) & !HAS_FLAGS
     }
 
     #[inline]
     pub(super) fn set_bits(self, b: u8) {
-        self.atomic_u8(OFF_BITS).fetch_or(b, Ordering::Relaxed);
+        self.atomic_u8(OFF_BITS).fetch_or(b & !HAS_FLAGS, Ordering::Relaxed);
     }
 
     #[inline]
     pub(super) fn clear_bits(self, b: u8) {
-        self.atomic_u8(OFF_BITS).fetch_and(!b, Ordering::Relaxed);
+        self.atomic_u8(OFF_BITS).fetch_and(!(b & !HAS_FLAGS), Ordering::Relaxed);
+    }
+
+    /// Whether the client flags are stored (immutable while the chunk holds the item).
+    #[inline]
+    fn has_flags(self) -> bool {
+        self.atomic_u8(OFF_BITS).load(Ordering::Relaxed) & HAS_FLAGS != 0
     }
 
     #[inline]
@@ -202,23 +209,17 @@ impl ItemPtr {
 
     #[inline]
     pub(super) fn flags(self) -> u32 {
-        if self.class_byte() & HAS_FLAGS != 0 {
+        if self.has_flags() {
             self.read_u32(OFF_FLAGS)
         } else {
             0
         }
     }
 
-    #[inline]
-    fn class_byte(self) -> u8 {
-        // SAFETY: immutable while the chunk is allocated; in bounds.
-        unsafe { *self.at(OFF_CLASS) }
-    }
-
     /// Offset of the key: after the header and, when present, the flags.
     #[inline]
     fn key_off(self) -> usize {
-        HEADER + if self.class_byte() & HAS_FLAGS != 0 { 4 } else { 0 }
+        HEADER + if self.has_flags() { 4 } else { 0 }
     }
 
     #[inline]
@@ -235,7 +236,8 @@ impl ItemPtr {
     /// Slab class the chunk belongs to.
     #[inline]
     pub(super) fn class(self) -> u8 {
-        self.class_byte() & !HAS_FLAGS
+        // SAFETY: immutable while the chunk is allocated; in bounds.
+        unsafe { *self.at(OFF_CLASS) }
     }
 
     /// Bytes this item occupies (header + key + value), as reported in `bytes`.
@@ -315,5 +317,22 @@ mod tests {
         it.set_bits(BIT_ACTIVE | BIT_STALE);
         it.clear_bits(BIT_ACTIVE);
         assert_eq!(it.bits(), BIT_STALE);
+        // clearing every bit leaves the flags-present mark, which bits() does not show
+        it.clear_bits(u8::MAX);
+        assert_eq!((it.bits(), it.flags(), it.key()), (0, 0xdead_beef, &b"hello"[..]));
+    }
+
+    #[test]
+    fn class_ids_use_the_whole_byte() {
+        let mut mem = vec![0u64; 32];
+        // SAFETY: `mem` is 8-aligned, 256 bytes, and outlives `it`.
+        let it = unsafe { ItemPtr::from_raw(NonNull::new(mem.as_mut_ptr() as *mut u8).unwrap()) };
+        for (class, flags) in [(255u8, 7u32), (200, 0), (128, 1)] {
+            it.init(class, b"k", flags, 0, 0, 1);
+            assert_eq!(
+                (it.class(), it.flags(), it.key(), it.total()),
+                (class, flags, &b"k"[..], item_size_flags(1, 1, flags))
+            );
+        }
     }
 }

@@ -25,6 +25,7 @@
 //! its LRU locks.
 
 mod arena;
+pub mod automove;
 pub mod clock;
 pub mod events;
 mod handle;
@@ -72,7 +73,8 @@ fn mark_fetched(it: ItemPtr, now: u32) {
 pub struct StoreConfig {
     pub limit_bytes: usize,
     pub item_size_max: usize,
-    pub factor: f64,
+    /// `-f`; `None`: chosen from `limit_bytes` (`slab::auto_factor`).
+    pub factor: Option<f64>,
     pub min_space: usize,
     pub chunk_max: usize,
     pub slab_sizes: Option<Vec<usize>>,
@@ -89,7 +91,7 @@ impl Default for StoreConfig {
         StoreConfig {
             limit_bytes: 64 << 20,
             item_size_max: 1 << 20,
-            factor: 1.25,
+            factor: None,
             min_space: 48,
             chunk_max: 512 * 1024,
             slab_sizes: None,
@@ -391,6 +393,10 @@ const EVICT_SCAN_LIMIT: usize = 50_000;
 
 /// How long a page move waits (in yields) for a RESERVED chunk before giving up on the page.
 const DRAIN_WAIT_YIELDS: u32 = 64;
+
+/// Chunks looked at from a class's eviction hand to tell how old its oldest items are
+/// (`automove`): the oldest of a few, so one recently reused chunk does not hide the rest.
+const AGE_SAMPLE: usize = 8;
 
 impl Store {
     pub fn new(cfg: &StoreConfig, clock: Arc<Clock>) -> Store {
@@ -810,7 +816,47 @@ impl Store {
         let Some(victim) = victim else {
             return false;
         };
-        self.drain_page(victim)
+        self.drain_page(victim, None)
+    }
+
+    /// One second of `slab_automove` (the maintenance thread calls it): sample every class's
+    /// pages, free chunks, evictions and the age of the items at its eviction hand, and move
+    /// the page `am` asks for. Returns the move made. Nothing moves with `-M`: a move evicts
+    /// what the page holds.
+    pub fn automove(&self, am: &mut automove::Automove) -> Option<automove::Move> {
+        if !self.evictions_enabled {
+            return None;
+        }
+        let now = self.clock.now();
+        let pages = self.slabs.pages_per_class();
+        let samples: Vec<_> = (0..=self.slabs.class_count())
+            .map(|id| {
+                let c = self.slabs.counters(id);
+                let mut s = automove::ClassSample {
+                    pages: pages[id],
+                    per_page: self.slabs.class_info(id).per_page,
+                    evicted: c.evicted.load(Ordering::Relaxed),
+                    outofmemory: c.outofmemory.load(Ordering::Relaxed),
+                    ..Default::default()
+                };
+                if id > 0 && s.pages > 0 {
+                    s.free_chunks = self.slabs.free_chunks(id as u8);
+                    self.slabs.peek_hand(id as u8, AGE_SAMPLE, |it| {
+                        if it.state() == STATE_LINKED {
+                            s.age = s.age.max(now.saturating_sub(it.atime()) as u64);
+                        }
+                    });
+                }
+                s
+            })
+            .collect();
+        let mv = am.decide(&samples)?;
+        let _mover = self.slabs.mover.lock();
+        let moved = match mv {
+            automove::Move::ToClass { src, dst } => self.drain_page(src as u8, Some(dst as u8)),
+            automove::Move::ToPool { src } => self.drain_page(src as u8, None),
+        };
+        moved.then_some(mv)
     }
 
     /// `slabs reassign <src> <dst>`: empty one page of class `src` (evicting its items) into
@@ -839,13 +885,13 @@ impl Store {
         if per_class.get(src as usize).copied().unwrap_or(0) < 2 {
             return Reassign::NoSpare;
         }
-        self.drain_page(src);
+        self.drain_page(src, None);
         Reassign::Ok
     }
 
-    /// Empty one page of `victim` into the spare pool, evicting what it holds. The caller
-    /// holds the mover lock.
-    fn drain_page(&self, victim: u8) -> bool {
+    /// Empty one page of `victim`, evicting what it holds, into class `dst` or (`None`) the
+    /// spare pool. The caller holds the mover lock.
+    fn drain_page(&self, victim: u8, dst: Option<u8>) -> bool {
         let busy = |it: ItemPtr| it.state() == STATE_RESERVED || it.bits() & BIT_PINNED != 0;
         let Some((page, carved)) = self.slabs.begin_drain(victim, busy) else {
             return false;
@@ -899,7 +945,10 @@ impl Store {
                 break;
             }
         }
-        self.slabs.end_drain(page);
+        match dst {
+            Some(dst) => self.slabs.end_drain_to(page, dst),
+            None => self.slabs.end_drain(page),
+        }
         true
     }
 

@@ -28,8 +28,20 @@ use super::item::{ItemPtr, STATE_FREE, STATE_RESERVED};
 /// A chunk reference: `page << slot_bits | slot`.
 pub type ChunkRef = u32;
 
-/// Largest number of slab classes (memcached's MAX_NUMBER_OF_SLAB_CLASSES is 64, ids 1..63).
-pub const MAX_CLASSES: usize = 63;
+/// Largest number of slab classes: ids are 1..=255, one byte in `page_class` and in the item
+/// header, 0 meaning none. Only the automatic factor goes past memcached's 63
+/// (`memcached::SLAB_CLASSES_MAX`).
+pub const MAX_CLASSES: usize = 255;
+
+/// With no `-f`, classes are made as fine as one class per this many pages of `-m` allows, so
+/// that the classes a workload uses each get several pages (a class with one page evicts
+/// within that page while the others keep theirs until a page move).
+const PAGES_PER_AUTO_CLASS: usize = 4;
+
+/// The finest automatic factor (228 classes from 72 bytes to 512 KB). Finer buys little: at
+/// 1.04 chunk rounding is ~2 % of memory for values spread over a range; with 8-byte steps
+/// (the chunk alignment) it would still be ~1 %.
+const FINEST_AUTO_FACTOR: f64 = 1.04;
 
 /// Alignment of chunk sizes.
 const CHUNK_ALIGN: usize = 8;
@@ -44,8 +56,9 @@ pub struct SlabConfig {
     pub limit_bytes: usize,
     /// Largest item in bytes (`-I`).
     pub item_size_max: usize,
-    /// Growth factor between classes (`-f`).
-    pub factor: f64,
+    /// Growth factor between classes (`-f`); `None`: chosen from the page budget
+    /// (`auto_factor`).
+    pub factor: Option<f64>,
     /// Minimum space for key + value in the smallest class (`-n`).
     pub min_space: usize,
     /// Size of the smallest class's chunks is `header + min_space`.
@@ -142,6 +155,8 @@ pub struct ClassSnapshot {
 /// The allocator.
 pub struct Slabs {
     page_size: usize,
+    /// The growth factor in effect (`-f`, or `auto_factor`'s), for `stats settings`.
+    factor: f64,
     slot_bits: u32,
     /// Class descriptions; index 0 unused so ids match memcached's (1-based).
     classes: Vec<ClassInfo>,
@@ -167,37 +182,73 @@ pub struct Slabs {
     pub(super) moves: AtomicU64,
 }
 
-/// Compute class sizes the way memcached's `slabs_init` does, with our header size.
-pub fn class_sizes(cfg: &SlabConfig, page_size: usize) -> Vec<usize> {
+/// Class sizes and the factor they grow by: memcached's `slabs_init` with our header size, with
+/// the factor given (`-f`, at most memcached's 63 classes) or, without one, `auto_factor`'s.
+pub fn class_sizes(cfg: &SlabConfig, page_size: usize) -> (Vec<usize>, f64) {
     let mut out = Vec::new();
+    let factor = match cfg.factor {
+        Some(f) => f,
+        None if cfg.sizes.is_some() => crate::memcached::GROWTH_FACTOR,
+        None => auto_factor(cfg, page_size),
+    };
     if let Some(sizes) = &cfg.sizes {
         for &s in sizes {
             let s = align(s);
-            if s >= cfg.header && out.last().is_none_or(|&l| s > l) && out.len() < MAX_CLASSES - 1 {
+            if s >= cfg.header
+                && out.last().is_none_or(|&l| s > l)
+                && out.len() < crate::memcached::SLAB_CLASSES_MAX - 1
+            {
                 out.push(s);
             }
         }
     } else {
-        // Geometric sizes rounded up to 8, compounding the exact (unrounded) size: memcached
-        // compounds the rounded one, which drifts upwards and wastes more per chunk.
-        let base = (cfg.header + cfg.min_space) as f64;
-        let stop = (cfg.chunk_max as f64 / cfg.factor) as usize;
-        let mut exact = base;
-        let mut size = align(base as usize);
-        while out.len() < MAX_CLASSES - 1 && size < stop {
-            out.push(size);
-            exact *= cfg.factor;
-            let next = align(exact.ceil() as usize);
-            size = if next > size { next } else { size + CHUNK_ALIGN };
-        }
-        out.push(cfg.chunk_max);
+        // memcached's 62 + `slab_chunk_max` for a given factor; for ours, room for the top class.
+        let cap = if cfg.factor.is_some() { crate::memcached::SLAB_CLASSES_MAX } else { MAX_CLASSES - 1 };
+        out = geometric(cfg.header + cfg.min_space, factor, cfg.chunk_max, cap);
     }
     // Items bigger than the ordinary classes get a chunk of their own page-sized class.
     let top = align(cfg.item_size_max.min(page_size));
     if out.last().is_none_or(|&l| top > l) {
         out.push(top);
     }
+    (out, factor)
+}
+
+/// At most `max - 1` sizes from `base` growing by `factor`, rounded up to 8, then `chunk_max`.
+/// Compounds the exact (unrounded) size: memcached compounds the rounded one, which drifts
+/// upwards and wastes more per chunk.
+fn geometric(base: usize, factor: f64, chunk_max: usize, max: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let stop = (chunk_max as f64 / factor) as usize;
+    let mut exact = base as f64;
+    let mut size = align(base);
+    while out.len() < max - 1 && size < stop {
+        out.push(size);
+        exact *= factor;
+        let next = align(exact.ceil() as usize);
+        size = if next > size { next } else { size + CHUNK_ALIGN };
+    }
+    out.push(chunk_max);
     out
+}
+
+/// The growth factor used when `-f` is not given: the finest hundredth between
+/// `FINEST_AUTO_FACTOR` and memcached's 1.25 whose classes (the page-sized one included) number
+/// at most one per `PAGES_PER_AUTO_CLASS` pages of the budget. 1.25 up to `-m 160`, 1.16 at
+/// 256, 1.08 at 512, 1.04 from 1024 on (default `-n`, `-I`, `slab_chunk_max`).
+///
+/// Why finer classes: a chunk wastes on average half the gap to the class below, so with
+/// sizes spread over a range 1.25 loses ~10 % of memory to rounding and 1.04 ~2 %; at
+/// `-m 1024`, 20-byte keys and values of 32-1000 bytes that is 1.08x -> 1.17x memcached's items
+/// (README, "Memory").
+pub fn auto_factor(cfg: &SlabConfig, page_size: usize) -> f64 {
+    let budget = (cfg.limit_bytes / page_size / PAGES_PER_AUTO_CLASS).min(MAX_CLASSES);
+    let coarsest = (crate::memcached::GROWTH_FACTOR * 100.0).round() as u32;
+    let finest = (FINEST_AUTO_FACTOR * 100.0).round() as u32;
+    (finest..=coarsest)
+        .map(|h| h as f64 / 100.0)
+        .find(|&f| geometric(cfg.header + cfg.min_space, f, cfg.chunk_max, MAX_CLASSES - 1).len() < budget)
+        .unwrap_or(crate::memcached::GROWTH_FACTOR)
 }
 
 #[inline]
@@ -209,7 +260,7 @@ impl Slabs {
     /// Build the allocator. Pages are not allocated until used.
     pub fn new(cfg: &SlabConfig) -> Slabs {
         let page_size = (1usize << 20).max(cfg.item_size_max);
-        let sizes = class_sizes(cfg, page_size);
+        let (sizes, factor) = class_sizes(cfg, page_size);
         let mut classes = vec![ClassInfo { size: 0, per_page: 0 }];
         for s in &sizes {
             classes.push(ClassInfo { size: *s, per_page: (page_size / s).max(1) });
@@ -220,6 +271,7 @@ impl Slabs {
         let page_limit = (cfg.limit_bytes / page_size).clamp(1, capacity);
         Slabs {
             page_size,
+            factor,
             slot_bits,
             state: (0..classes.len()).map(|_| CachePadded::new(Mutex::new(ClassState::default()))).collect(),
             counters: (0..classes.len()).map(|_| ClassCounters::default()).collect(),
@@ -240,6 +292,11 @@ impl Slabs {
         self.page_size
     }
 
+    /// The growth factor between classes (`-f`, or the one chosen from `-m`).
+    pub fn factor(&self) -> f64 {
+        self.factor
+    }
+
     /// Number of classes (ids are 1..=n).
     pub fn class_count(&self) -> usize {
         self.classes.len() - 1
@@ -256,8 +313,9 @@ impl Slabs {
     /// Smallest class whose chunks hold `size` bytes, if any.
     #[inline]
     pub fn class_for(&self, size: usize) -> Option<u8> {
-        // Classes are few (<= 63) and the small ones are hot: a linear scan beats a search.
-        self.classes[1..].iter().position(|c| c.size >= size).map(|i| (i + 1) as u8)
+        // Up to 255 classes: a binary search (8 probes) rather than a scan.
+        let i = self.classes[1..].partition_point(|c| c.size < size);
+        (i + 1 < self.classes.len()).then_some((i + 1) as u8)
     }
 
     /// Largest item the classes can hold.
@@ -526,6 +584,65 @@ impl Slabs {
         self.moves.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Finish a move by giving the emptied page straight to class `dst` (a page move that
+    /// follows the size mix, `Store::automove`), so that no other class takes it first. The
+    /// rest of `dst`'s carving page is carved onto its free list, and the new page becomes the
+    /// carving page: only carved slots are ever read, so what the page held before is never
+    /// taken for an item of `dst`.
+    pub(super) fn end_drain_to(&self, page: u32, dst: u8) {
+        let st = &mut *self.lock(dst);
+        let per_page = self.classes[dst as usize].per_page;
+        if let Some(&last) = st.pages.last() {
+            for slot in st.carve_next.min(per_page)..per_page {
+                let r = self.make_ref(last, slot);
+                self.ptr_in(dst, r).set_state(STATE_FREE);
+                st.free.push(r);
+            }
+        }
+        self.page_class[page as usize].store(dst, Ordering::Release);
+        self.page_draining[page as usize].store(false, Ordering::Release);
+        st.pages.push(page);
+        st.carve_next = 0;
+        self.moves.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Call `f` on up to `n` carved chunks of `class` from its eviction hand on, without moving
+    /// the hand: the chunks the hand reaches next, the oldest in CLOCK order (their ages tell
+    /// `Store::automove` how long the class keeps items). Class lock held meanwhile.
+    pub(super) fn peek_hand(&self, class: u8, n: usize, mut f: impl FnMut(ItemPtr)) {
+        let st = self.lock(class);
+        let n = n.min(self.carved_chunks(class, &st));
+        if n == 0 {
+            return;
+        }
+        let per_page = self.classes[class as usize].per_page;
+        let last = st.pages.len() - 1;
+        let (mut page, mut slot) = (st.hand_page, st.hand_slot);
+        for _ in 0..n {
+            // Some carved chunk exists, so this finds one within a lap.
+            loop {
+                if page > last {
+                    (page, slot) = (0, 0);
+                }
+                let limit = if page == last { st.carve_next.min(per_page) } else { per_page };
+                if slot < limit {
+                    break;
+                }
+                (page, slot) = (page + 1, 0);
+            }
+            f(self.ptr_in(class, self.make_ref(st.pages[page], slot)));
+            slot += 1;
+        }
+    }
+
+    /// Chunks of `class` holding no item: its free list and the uncarved rest of its carving
+    /// page (memcached's `free_chunks` + `free_chunks_end`).
+    pub(super) fn free_chunks(&self, class: u8) -> usize {
+        let st = self.lock(class);
+        let per_page = self.classes[class as usize].per_page;
+        st.free.len() + if st.pages.is_empty() { 0 } else { per_page - st.carve_next.min(per_page) }
+    }
+
     /// Pages currently owned by each class (index = class id).
     pub fn pages_per_class(&self) -> Vec<usize> {
         self.state.iter().map(|s| s.lock().pages.len()).collect()
@@ -588,7 +705,7 @@ mod tests {
         SlabConfig {
             limit_bytes: limit_mb << 20,
             item_size_max: 1 << 20,
-            factor: 1.25,
+            factor: Some(1.25),
             min_space: 48,
             header: HEADER,
             chunk_max: 512 * 1024,
@@ -598,7 +715,8 @@ mod tests {
 
     #[test]
     fn classes_grow_by_factor_and_end_at_item_max() {
-        let sizes = class_sizes(&cfg(64), 1 << 20);
+        let (sizes, factor) = class_sizes(&cfg(64), 1 << 20);
+        assert_eq!(factor, 1.25);
         assert_eq!(sizes[0], 72); // 24 + 48, a multiple of 8
         assert!(sizes.windows(2).all(|w| w[1] > w[0] && w[1] % 8 == 0));
         assert_eq!(*sizes.last().unwrap(), 1 << 20);
@@ -607,10 +725,67 @@ mod tests {
 
     #[test]
     fn a_120_byte_payload_fits_a_144_byte_chunk() {
-        // 20-byte key + 100-byte value + 24-byte header (flags 0) = 144 bytes
-        let sizes = class_sizes(&cfg(64), 1 << 20);
-        let fit = sizes.iter().find(|&&s| s >= 144).unwrap();
-        assert_eq!(*fit, 144, "{sizes:?}");
+        // 20-byte key + 100-byte value + 24-byte header (flags 0) = 144 bytes, with the given
+        // factor and with the automatic ones of -m 64 (1.25) and from -m 1024 (1.04; at 1.16
+        // and 1.08, -m 256 and 512, it takes a 152-byte chunk)
+        for mb in [64, 1024, 4096] {
+            for c in [cfg(mb), SlabConfig { factor: None, ..cfg(mb) }] {
+                let (sizes, _) = class_sizes(&c, 1 << 20);
+                let fit = sizes.iter().find(|&&s| s >= 144).unwrap();
+                assert_eq!(*fit, 144, "{sizes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_automatic_factor_is_finer_with_more_pages() {
+        let auto = |mb: usize| SlabConfig { factor: None, ..cfg(mb) };
+        let factor = |mb| class_sizes(&auto(mb), 1 << 20).1;
+        assert_eq!(
+            [factor(64), factor(160), factor(256), factor(512), factor(1024), factor(65536)],
+            [1.25, 1.25, 1.16, 1.08, 1.04, 1.04]
+        );
+        // at 1.25 the automatic classes are the explicit ones
+        assert_eq!(class_sizes(&auto(64), 1 << 20).0, class_sizes(&cfg(64), 1 << 20).0);
+        for mb in [64, 256, 512, 1024, 65536] {
+            let (sizes, _) = class_sizes(&auto(mb), 1 << 20);
+            let pages = mb;
+            assert!(
+                sizes.len() <= MAX_CLASSES && (sizes.len() <= pages / 4 || sizes.len() <= 41),
+                "{mb}: {}",
+                sizes.len()
+            );
+            assert!(sizes.windows(2).all(|w| w[1] > w[0] && w[1] % 8 == 0));
+            assert_eq!(sizes[sizes.len() - 2..], [512 * 1024, 1 << 20]);
+        }
+        let (fine, _) = class_sizes(&auto(1024), 1 << 20);
+        assert_eq!(fine.len(), 228);
+        // 8-byte steps while 4 % is under 8 bytes, then 4 % apart
+        assert_eq!(fine[..4], [72, 80, 88, 96]);
+        // (rounding up to 8 adds at most 8 bytes to a 4 % step)
+        assert!(fine[..fine.len() - 2].windows(2).all(|w| w[1] as f64 <= w[0] as f64 * 1.04 + 8.0), "{fine:?}");
+    }
+
+    #[test]
+    fn a_given_factor_stops_at_memcacheds_class_count() {
+        // memcached: 62 classes growing by -f, then slab_chunk_max; ours adds the page-sized one
+        let (sizes, f) = class_sizes(&SlabConfig { factor: Some(1.01), ..cfg(4096) }, 1 << 20);
+        assert_eq!((sizes.len(), f), (crate::memcached::SLAB_CLASSES_MAX + 1, 1.01));
+        assert_eq!(sizes[sizes.len() - 2..], [512 * 1024, 1 << 20]);
+        // slab_sizes: as given (aligned), the reported factor stays memcached's default
+        let given = SlabConfig { factor: None, sizes: Some(vec![100, 200, 300]), ..cfg(4096) };
+        assert_eq!(class_sizes(&given, 1 << 20), (vec![104, 200, 304, 1 << 20], 1.25));
+    }
+
+    #[test]
+    fn class_for_finds_the_smallest_class_that_fits() {
+        let s = Slabs::new(&SlabConfig { factor: None, ..cfg(1024) });
+        assert_eq!(s.class_count(), 228);
+        let sizes: Vec<_> = (1..=s.class_count()).map(|c| s.class_info(c).size).collect();
+        for size in (0..=(1 << 20) + 1).step_by(3).chain([72, 73, 1 << 20, (1 << 20) + 1]) {
+            let linear = sizes.iter().position(|&c| c >= size).map(|i| (i + 1) as u8);
+            assert_eq!(s.class_for(size), linear, "{size}");
+        }
     }
 
     #[test]
@@ -653,6 +828,53 @@ mod tests {
         let seen: Vec<_> = (0..6).map(|_| s.hand_next(1, &mut st).unwrap()).collect();
         assert_eq!(&seen[..3], &refs[..]);
         assert_eq!(&seen[3..], &refs[..]);
+    }
+
+    #[test]
+    fn a_drained_page_can_go_straight_to_another_class() {
+        let s = Slabs::new(&cfg(3));
+        let big = s.class_for(1000).unwrap();
+        while s.try_alloc(big, 1000).is_some() {}
+        // the receiver carves part of a page first (memory is full, so it got a first page)
+        let small = s.class_for(50).unwrap();
+        let a = s.try_alloc_first_page(small, 50).unwrap();
+        let (page, _) = s.begin_drain(big, |_| false).unwrap();
+        s.end_drain_to(page, small);
+        assert_eq!((s.spare_pages(), s.moves.load(Ordering::Relaxed)), (0, 1));
+        let per_page = s.class_info(small as usize).per_page;
+        // every chunk of both pages can be had, each once, and then nothing more
+        let mut got = std::collections::HashSet::from([a]);
+        while let Some(r) = s.try_alloc(small, 50) {
+            assert!(got.insert(r), "{r} twice");
+            assert_eq!(s.ptr(r).state(), STATE_RESERVED);
+        }
+        assert_eq!(got.len(), 2 * per_page);
+        assert!(got.iter().filter(|&&r| s.page_of(r) == page).count() == per_page);
+        assert_eq!(s.pages_per_class()[small as usize], 2);
+        assert_eq!(s.counters(small as usize).used.load(Ordering::Relaxed), 2 * per_page as u64);
+        // the hand walks both pages
+        let mut st = s.lock(small);
+        assert_eq!(s.carved_chunks(small, &st), 2 * per_page);
+        let seen: std::collections::HashSet<_> =
+            (0..2 * per_page).map(|_| s.hand_next(small, &mut st).unwrap()).collect();
+        assert_eq!(seen, got);
+    }
+
+    #[test]
+    fn peek_hand_looks_ahead_of_the_hand_without_moving_it() {
+        let s = Slabs::new(&cfg(4));
+        let refs: Vec<_> = (0..5).map(|_| s.try_alloc(1, 50).unwrap()).collect();
+        s.hand_next(1, &mut s.lock(1));
+        let mut seen = Vec::new();
+        s.peek_hand(1, 10, |it| seen.push(it));
+        // four after the hand, then around to the first: never more than the carved chunks
+        let want: Vec<_> = [1, 2, 3, 4, 0].iter().map(|&i| s.ptr(refs[i])).collect();
+        assert_eq!(seen, want);
+        assert_eq!(s.hand_next(1, &mut s.lock(1)), Some(refs[1]));
+        assert_eq!(s.free_chunks(1), s.class_info(1).per_page - 5);
+        let mut none = 0;
+        s.peek_hand(2, 10, |_| none += 1);
+        assert_eq!(none, 0);
     }
 
     #[test]

@@ -342,3 +342,81 @@ fn append_builds_a_fresh_item_and_reports_its_size() {
     let (outcome, len) = s.store_sized(&StoreReq::new(Mode::Append, b"missing", b"cde", 0, 0));
     assert_eq!((outcome, len), (StoreOutcome::NotStored, 3));
 }
+
+#[test]
+fn items_in_classes_past_127_keep_their_class_and_flags() {
+    // -m 1024 without -f: 228 classes, so 100 KB values land past class 127
+    let s = store_with(1024, true);
+    assert_eq!(s.slabs().factor(), 1.04);
+    let v = vec![b'v'; 100_000];
+    for flags in [0, 0xffff_ffff] {
+        assert!(matches!(s.store(&StoreReq::new(Mode::Set, b"k", &v, flags, 0)), StoreOutcome::Stored { .. }));
+        let (class, got_flags, len) = s.get(b"k", GetOpts::GET, |e| (e.class(), e.flags(), e.value().len())).unwrap();
+        assert!(class > 127, "{class}");
+        assert_eq!((got_flags, len), (flags, v.len()));
+        assert_eq!(class as usize, s.class_of(1, v.len(), flags));
+        let snap = s.snapshot();
+        assert_eq!(snap.classes.iter().map(|c| (c.id, c.used)).collect::<Vec<_>>(), vec![(class as usize, 1)]);
+    }
+}
+
+/// Fill memory with `n` items of `len`-byte values under keys `prefix0..`.
+fn fill(s: &Store, prefix: &str, len: usize, n: usize) {
+    let v = vec![b'x'; len];
+    for i in 0..n {
+        set(s, format!("{prefix}{i}").as_bytes(), &v);
+    }
+}
+
+#[test]
+fn automove_gives_pages_to_the_class_the_size_mix_moved_to() {
+    let s = store_with(16, true);
+    fill(&s, "old", 500, 40_000);
+    let old_class = s.class_of(4, 500, 0);
+    let new_class = s.class_of(4, 2000, 0);
+    let pages = |c: usize| s.slabs().pages_per_class()[c];
+    assert!(pages(old_class) >= 15 && pages(new_class) == 0);
+    // the mix moves to 2000-byte values: they get one page (a starving class takes one) and
+    // then evict among themselves; the old items stay, unread
+    let mut am = automove::Automove::new(4, 0.8);
+    let mut moves = Vec::new();
+    for sec in 0..30 {
+        s.clock().advance(1);
+        fill(&s, &format!("new{sec}-"), 2000, 1000);
+        moves.extend(s.automove(&mut am));
+    }
+    assert!(
+        !moves.is_empty() && moves.iter().all(|m| *m == automove::Move::ToClass { src: old_class, dst: new_class })
+    );
+    assert_eq!(pages(new_class), 1 + moves.len());
+    assert_eq!(s.snapshot().slabs_moved as usize, 1 + moves.len());
+    // stats stay consistent: every item counted is reachable
+    let snap = s.snapshot();
+    let used: u64 = snap.classes.iter().map(|c| c.used).sum();
+    let mut n = 0;
+    s.for_each(|_| {
+        n += 1;
+        true
+    });
+    assert_eq!((snap.curr_items, used), (n, n));
+}
+
+#[test]
+fn automove_leaves_a_steady_mix_alone_and_does_nothing_with_evictions_off() {
+    let s = store_with(16, true);
+    let mut am = automove::Automove::new(4, 0.8);
+    for sec in 0..20 {
+        s.clock().advance(1);
+        fill(&s, &format!("a{sec}-"), 500, 3000);
+        fill(&s, &format!("b{sec}-"), 2000, 800);
+        assert_eq!(s.automove(&mut am), None, "second {sec}");
+    }
+    let s = store_with(4, false);
+    fill(&s, "old", 500, 40_000);
+    let mut am = automove::Automove::new(1, 0.8);
+    for _ in 0..5 {
+        s.clock().advance(1);
+        fill(&s, "new", 2000, 100);
+        assert_eq!(s.automove(&mut am), None);
+    }
+}
