@@ -914,3 +914,24 @@ fn a_value_sent_behind_unread_replies_is_still_read() {
     assert!(writer.join().unwrap());
     assert!(got.ends_with(b"STORED\r\nEND\r\n"), "{:?}", String::from_utf8_lossy(&got[got.len() - 40..]));
 }
+
+/// With the finer default classes of a large `-m`, items live in classes past memcached's 63:
+/// `stats cachedump` reaches them.
+#[test]
+fn cachedump_reaches_classes_past_63() {
+    let srv = Server::start(&["-m", "1024", "-t", "1"]);
+    let mut s = srv.connect();
+    let value = vec![b'x'; 20_000];
+    s.write_all(format!("set big 0 0 {}\r\n", value.len()).as_bytes()).unwrap();
+    s.write_all(&value).unwrap();
+    expect(&mut s, b"\r\n", b"STORED\r\n");
+    let items = stats(&mut s, "items");
+    let class: u32 = items
+        .keys()
+        .find_map(|k| k.strip_suffix(":number")?.strip_prefix("items:")?.parse().ok())
+        .expect("the item's class in stats items");
+    assert!(class > 63, "a 20 KB item at -m 1024 is in class {class}");
+    s.write_all(format!("stats cachedump {class} 0\r\n").as_bytes()).unwrap();
+    let dump = read_until_end(&mut s);
+    assert!(dump.starts_with("ITEM big [20000 b; 0 s]\r\n"), "{dump:?}");
+}

@@ -353,7 +353,10 @@ fn stats(ctx: &Ctx<'_>, args: &[&[u8]], out: &mut Vec<u8>) {
                 out.extend_from_slice(reply::BAD_COMMAND_LINE);
             } else {
                 match (crate::protocol::num::strtoul32(args[1]), crate::protocol::num::strtoul32(args[2])) {
-                    (Some(id), Some(limit)) if id < 64 => report::cachedump(sh, id, limit, out),
+                    // memcached's ids are below 64; ours go on to the last class (finer classes)
+                    (Some(id), Some(limit)) if id < 64 || id <= sh.store.slabs().class_count() as u32 => {
+                        report::cachedump(sh, id, limit, out)
+                    }
                     (Some(_), Some(_)) => out.extend_from_slice(reply::CACHEDUMP_BADCLASS),
                     _ => out.extend_from_slice(reply::BAD_FORMAT),
                 }
