@@ -97,6 +97,7 @@ pub fn step(conn: &mut Conn, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> Step
         Frame::Invalid(inv) => {
             conn.need = 0;
             if inv.close {
+                super::watch::bad_input(ctx);
                 inv.write_reply(out);
                 return Step::Close(input.len());
             }

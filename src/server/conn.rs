@@ -315,6 +315,8 @@ pub enum Outcome {
     Blocked,
     /// Close once the pending output is written.
     Close,
+    /// The connection became a watcher of these kinds (`watch`): hand it over.
+    Watch(u8),
 }
 
 /// Result of one request handled by a protocol module (`binary::step`, `meta::step`).
@@ -337,6 +339,8 @@ pub enum Action {
     Dump(u64),
     /// Stop reading, write what is pending, close.
     Close,
+    /// `watch` for these kinds: stop reading; the worker hands the connection to `watch`.
+    Watch(u8),
 }
 
 /// Everything a dispatcher needs besides the connection.
@@ -642,6 +646,7 @@ impl Conn {
                             match text::execute(ctx, cmd, out) {
                                 Action::Continue => {}
                                 Action::Close => return (pos, Outcome::Close),
+                                Action::Watch(kinds) => return (pos, Outcome::Watch(kinds)),
                                 Action::Dump(classes) => self.dump = Some(Box::new(super::dump::Dump::new(classes))),
                             }
                         }

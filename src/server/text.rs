@@ -37,6 +37,7 @@ pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) -> bool
         return false;
     }
     ctx.stats.store_too_large.inc();
+    super::watch::store_refused(ctx.shared, sc.key, mode_of(sc.kind), &StoreOutcome::TooLarge);
     if sc.kind == StoreKind::Set {
         store.delete(sc.key, 0);
     }
@@ -54,6 +55,7 @@ pub fn bad_chunk(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, out: &mut Vec<u8>) {
 /// A storage command whose item could not be reserved when its line arrived (the caller
 /// swallows the data block): memcached's reply, and a `set` drops the old item.
 pub fn refuse_unallocated(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, failed: StoreOutcome, out: &mut Vec<u8>) {
+    super::watch::store_refused(ctx.shared, sc.key, mode_of(sc.kind), &failed);
     if sc.kind == StoreKind::Set {
         ctx.shared.store.delete(sc.key, 0);
     }
@@ -86,17 +88,22 @@ pub fn line_of(head: &[u8]) -> &[u8] {
     }
 }
 
-/// A storage command with its data block.
-pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, out: &mut Vec<u8>) {
-    let store = &ctx.shared.store;
-    let mode = match sc.kind {
+/// The store's mode for a text storage command.
+fn mode_of(kind: StoreKind) -> Mode {
+    match kind {
         StoreKind::Set => Mode::Set,
         StoreKind::Add => Mode::Add,
         StoreKind::Replace => Mode::Replace,
         StoreKind::Append => Mode::Append,
         StoreKind::Prepend => Mode::Prepend,
         StoreKind::Cas => Mode::Cas,
-    };
+    }
+}
+
+/// A storage command with its data block.
+pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, out: &mut Vec<u8>) {
+    let store = &ctx.shared.store;
+    let mode = mode_of(sc.kind);
     ctx.shared.detail.set(sc.key);
     let mut req = StoreReq::new(mode, sc.key, value.bytes(), sc.flags, sc.exptime);
     req.cas = sc.cas;

@@ -67,6 +67,14 @@ pub fn conn_new(sh: &Shared, fd: i32) {
 }
 
 /// A client connection is closed.
+/// A watcher's peer went away: the watch thread closes it (memcached's logger thread hands
+/// it back to a worker, which says so first).
+pub fn side_close(sh: &Shared, fd: i32) {
+    if on(sh) {
+        print(format_args!("<{fd} connection closing from side thread."));
+    }
+}
+
 pub fn conn_closed(sh: &Shared, fd: i32) {
     ANNOUNCED.with(|a| a.borrow_mut().retain(|&x| x != fd));
     if on(sh) {

@@ -72,7 +72,7 @@ impl UdpPort {
                     false => None,
                 };
                 self.out.clear();
-                super::watch::serving(-1); // no connection to attach a `watch` to, no `cfd`
+                super::watch::serving(self.conn.fd); // `cfd=` the UDP socket, as memcached
                 let (used, outcome) = self.conn.process(rest, &mut self.out, ctx, 1);
                 pos += used;
                 self.conn.dump = None;
