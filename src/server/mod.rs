@@ -221,6 +221,7 @@ impl Server {
                 );
             }
             shared.stats.global.listeners.store(listeners.len(), Ordering::Relaxed);
+            trace::slab_classes(&shared);
             listeners.iter().for_each(|l| trace::listening(&shared, l.fd(), false));
             udp.iter().for_each(|u| trace::listening(&shared, std::os::fd::AsRawFd::as_raw_fd(u), true));
             // memcached counts its listening sockets as connections made.

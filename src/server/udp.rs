@@ -74,6 +74,7 @@ impl UdpPort {
                 self.out.clear();
                 super::watch::serving(self.conn.fd); // `cfd=` the UDP socket, as memcached
                 let (used, outcome) = self.conn.process(rest, &mut self.out, ctx, 1);
+                super::trace::replies(ctx.shared, &self.out);
                 pos += used;
                 self.conn.dump = None;
                 if let Some(last_key) = last_key {
