@@ -7,8 +7,7 @@
 //! Not listed, and why (README "Compatibility" has the details): memory-layout and LRU tests
 //! (`lru*`, `slabs*reassign*`, `dyn-maxbytes`, `issue_14/22/42/163/183`, `expirations` and
 //! `conn-limits` assume memcached's item sizes, segmented LRU or descriptor count),
-//! `line-lengths` (needs memcached's build tree), and `watcher` (hangs at its eviction step in
-//! some runs, cause not found yet).
+//! and `line-lengths` (needs memcached's build tree).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -57,6 +56,7 @@ const FILES: &[&str] = &[
     "touch",
     "udp",
     "unixsocket",
+    "watcher",
     "watcher_connid",
 ];
 
@@ -70,9 +70,6 @@ const TLS_ONLY: &[&str] = &[
     "ssl_settings",
     "ssl_verify_modes",
 ];
-
-/// Passes in plain TCP but hangs over TLS (not found yet): left out of the TLS run.
-const NOT_OVER_TLS: &[&str] = &["watcher_connid"];
 
 fn memcached_source() -> PathBuf {
     let base =
@@ -112,6 +109,6 @@ fn memcached_test_files_pass() {
 
 #[test]
 fn memcached_test_files_pass_over_tls() {
-    let files: Vec<&str> = FILES.iter().filter(|f| !NOT_OVER_TLS.contains(f)).chain(TLS_ONLY).copied().collect();
+    let files: Vec<&str> = FILES.iter().chain(TLS_ONLY).copied().collect();
     prove(&files, true);
 }

@@ -1,5 +1,6 @@
 //! `-vv`: the same session against rustcached and memcached 1.6.18 prints the same trace lines
-//! (descriptor numbers aside): listeners, connections, each command and its reply.
+//! (descriptor numbers aside): listeners, connections, each command and its reply, over TCP
+//! and UDP; and the slab classes at startup, in memcached's format.
 
 mod common;
 
@@ -28,36 +29,20 @@ const SESSION: &[(&[u8], &[u8])] = &[
 
 /// The trace lines of one server for the session, descriptors renamed in order of appearance.
 fn traces(bin: &str) -> Vec<String> {
-    let port = free_port();
-    let mut cmd = Command::new(bin);
-    cmd.args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1", "-vv"]).env_remove("RUST_LOG");
-    if is_root() {
-        cmd.args(["-u", "root"]);
-    }
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !common::listening(child.id(), port) {
-        assert!(Instant::now() < deadline, "{bin} did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    for (req, reply) in SESSION {
-        if reply.is_empty() {
-            std::io::Write::write_all(&mut s, req).unwrap();
-            std::thread::sleep(Duration::from_millis(50));
-        } else {
-            expect(&mut s, req, reply);
+    let err = vv_stderr(bin, false, |port, _| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for (req, reply) in SESSION {
+            if reply.is_empty() {
+                std::io::Write::write_all(&mut s, req).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            } else {
+                expect(&mut s, req, reply);
+            }
         }
-    }
-    expect(&mut s, b"quit\r\n", b"");
-    let _ = common::read_to_close(&mut s);
-    std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: signalling our child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    let _ = child.wait();
+        expect(&mut s, b"quit\r\n", b"");
+        let _ = common::read_to_close(&mut s);
+    });
     let mut names: HashMap<String, String> = HashMap::new();
     err.lines()
         .filter(|l| l.starts_with('<') || l.starts_with('>') || l.contains(": Client using"))
@@ -89,4 +74,93 @@ fn dash_vv_prints_memcacheds_lines() {
         assert!(ours.iter().any(|l| l == want), "{want:?} missing in {ours:#?}");
     }
     assert_eq!(ours, traces(common::memcached_bin()), "rustcached's, then memcached's");
+}
+
+/// Start `bin` at `-vv` (with a UDP port if `udp`, and one worker thread then, as UDP sockets
+/// are traced once per thread), let `drive` talk to it (TCP and UDP ports given), stop it and
+/// return its stderr.
+fn vv_stderr(bin: &str, udp: bool, drive: impl FnOnce(u16, u16)) -> String {
+    let port = free_port();
+    let udp_port = if udp { std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() } else { 0 };
+    let mut cmd = Command::new(bin);
+    cmd.args(["-p", &port.to_string(), "-U", &udp_port.to_string(), "-l", "127.0.0.1", "-vv"]).env_remove("RUST_LOG");
+    if udp {
+        cmd.args(["-t", "1"]);
+    }
+    if is_root() {
+        cmd.args(["-u", "root"]);
+    }
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !common::listening(child.id(), port) {
+        assert!(Instant::now() < deadline, "{bin} did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drive(port, udp_port);
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let _ = child.wait();
+    err
+}
+
+/// Commands over UDP are traced as over TCP (no "Client using" line: a UDP socket negotiates
+/// nothing).
+#[test]
+fn dash_vv_traces_udp_requests() {
+    let session = |_, udp: u16| {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 2048];
+        for (id, body) in [&b"get a\r\n"[..], b"set u 0 0 1\r\nx\r\n", b"get u\r\n", b"bogus\r\n"].iter().enumerate() {
+            let frame = [&(id as u16).to_be_bytes()[..], &[0, 0, 0, 1, 0, 0], body].concat();
+            u.send_to(&frame, ("127.0.0.1", udp)).unwrap();
+            u.recv_from(&mut buf).unwrap();
+        }
+    };
+    let lines = |bin: &str| -> Vec<String> {
+        vv_stderr(bin, true, session)
+            .lines()
+            .filter(|l| l.starts_with(['<', '>']) || l.contains(": Client using"))
+            .filter(|l| !l.contains("server listening") && !l.contains("send buffer was"))
+            .map(|l| l.split_once(' ').map_or(l.to_string(), |(head, rest)| format!("{}fd {rest}", &head[..1])))
+            .collect()
+    };
+    let ours = lines(common::rustcached_bin());
+    assert!(ours.contains(&"<fd get a".to_string()) && ours.contains(&">fd sending key u".to_string()), "{ours:#?}");
+    assert_eq!(ours, lines(common::memcached_bin()), "rustcached's, then memcached's");
+}
+
+/// `slab class   1: chunk size        96 perslab   10922`, one line per class before the
+/// listeners: memcached's format, describing our own classes (whose sizes differ).
+#[test]
+fn dash_vv_prints_the_slab_classes() {
+    let classes = |bin: &str| -> Vec<(usize, usize, usize)> {
+        let err = vv_stderr(bin, false, |_, _| {});
+        let listening = err.lines().position(|l| l.contains("server listening")).unwrap();
+        err.lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("slab class "))
+            .map(|(i, l)| {
+                assert!(i < listening, "{bin}: {l} after the listeners");
+                let rest = l.strip_prefix("slab class ").unwrap();
+                let (id, rest) = rest.split_once(": chunk size ").unwrap();
+                let (size, per) = rest.split_once(" perslab ").unwrap();
+                assert_eq!(id.len(), 3, "{bin}: {l}");
+                assert_eq!(size.len(), 9, "{bin}: {l}");
+                assert_eq!(per.len(), 7, "{bin}: {l}");
+                (id.trim().parse().unwrap(), size.trim().parse().unwrap(), per.trim().parse().unwrap())
+            })
+            .collect()
+    };
+    for bin in common::binaries() {
+        let c = classes(bin);
+        assert!(c.len() > 30, "{bin}: {c:?}");
+        for (i, w) in c.windows(2).enumerate() {
+            assert!(w[0].0 == i + 1 && w[1].0 == i + 2 && w[0].1 < w[1].1, "{bin}: {c:?}");
+        }
+        assert!(c.iter().all(|&(_, size, per)| per == (1 << 20) / size), "{bin}: {c:?}");
+    }
 }

@@ -100,6 +100,7 @@ pub fn step(session: &mut Session, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -
         Frame::Invalid(inv) => {
             session.need = 0;
             if inv.close {
+                super::watch::bad_input(ctx);
                 inv.write_reply(out);
                 return Step::Close(input.len());
             }

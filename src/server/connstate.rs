@@ -54,6 +54,9 @@ impl ConnState {
 
 /// Kept beside the state: the connection is being closed for bad input.
 const ERROR_BIT: u8 = 0x80;
+/// Kept beside the state: the connection is being closed by the idle timeout.
+const IDLE_BIT: u8 = 0x40;
+const FLAGS: u8 = ERROR_BIT | IDLE_BIT;
 
 /// A connection's state, shared between its worker and `stats conns` readers.
 #[derive(Debug, Default)]
@@ -61,11 +64,11 @@ pub struct StateCell(AtomicU8);
 
 impl StateCell {
     pub fn get(&self) -> ConnState {
-        ConnState::from_u8(self.0.load(Ordering::Relaxed) & !ERROR_BIT)
+        ConnState::from_u8(self.0.load(Ordering::Relaxed) & !FLAGS)
     }
 
     fn set(&self, s: ConnState) {
-        self.0.fetch_and(ERROR_BIT, Ordering::Relaxed);
+        self.0.fetch_and(FLAGS, Ordering::Relaxed);
         self.0.fetch_or(s as u8, Ordering::Relaxed);
     }
 
@@ -81,6 +84,23 @@ impl StateCell {
 
     pub fn errored(&self) -> bool {
         self.0.load(Ordering::Relaxed) & ERROR_BIT != 0
+    }
+
+    /// The idle timeout closes this connection (`watch connevents` says `idle_timeout`).
+    pub fn mark_idle_kick(&self) {
+        self.0.fetch_or(IDLE_BIT, Ordering::Relaxed);
+    }
+
+    /// memcached's close reason for a connection the worker closes now.
+    pub fn close_reason(&self) -> &'static str {
+        let v = self.0.load(Ordering::Relaxed);
+        if v & ERROR_BIT != 0 {
+            "error"
+        } else if v & IDLE_BIT != 0 {
+            "idle_timeout"
+        } else {
+            "normal"
+        }
     }
 
     /// Processing starts; returns the state to restore if nothing gets consumed.

@@ -224,6 +224,7 @@ impl Server {
                 );
             }
             shared.stats.global.listeners.store(listeners.len(), Ordering::Relaxed);
+            trace::slab_classes(&shared);
             listeners.iter().for_each(|l| trace::listening(&shared, l.fd(), false));
             udp.iter().for_each(|u| trace::listening(&shared, std::os::fd::AsRawFd::as_raw_fd(u), true));
             // memcached counts its listening sockets as connections made.
@@ -248,10 +249,15 @@ impl Server {
     /// Serve until shutdown is requested; `on_ready` runs once every worker is started.
     pub fn run(self, on_ready: impl FnOnce()) -> io::Result<()> {
         let shared = self.shared;
+        // Every worker opens its descriptors (event loop, UDP sockets) before any accepts: as in
+        // memcached, a client's descriptor is then above every one the server opened at
+        // startup (t/watcher_connid.t takes the last `stats conns` line for its own).
+        let built = (0..shared.config.threads)
+            .map(|id| worker::Worker::new(id, shared.clone(), &self.listeners, &self.udp))
+            .collect::<io::Result<Vec<_>>>()?;
         let mut workers = Vec::new();
         let mut wakers = Vec::new();
-        for id in 0..shared.config.threads {
-            let w = worker::Worker::new(id, shared.clone(), &self.listeners, &self.udp)?;
+        for (id, w) in built.into_iter().enumerate() {
             wakers.push(w.waker());
             workers.push(std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || w.run())?);
         }

@@ -141,6 +141,8 @@ pub enum Outcome {
     Blocked,
     /// Close once the pending output is written.
     Close,
+    /// The connection became a watcher of these kinds (`watch`): hand it over.
+    Watch(u8),
 }
 
 /// Result of one request handled by a protocol module (`binary::step`, `meta::step`).
@@ -163,6 +165,8 @@ pub enum Action {
     Dump(u64),
     /// Stop reading, write what is pending, close.
     Close,
+    /// `watch` for these kinds: stop reading; the worker hands the connection to `watch`.
+    Watch(u8),
 }
 
 /// The framing state of one client connection (or of one UDP datagram).
@@ -417,6 +421,7 @@ impl Session {
                                 Action::Continue => {}
                                 Action::Close => return (pos, Outcome::Close),
                                 Action::Dump(classes) => self.dump = Some(Box::new(super::dump::Dump::new(classes))),
+                                Action::Watch(kinds) => return (pos, Outcome::Watch(kinds)),
                             }
                         }
                     }

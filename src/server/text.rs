@@ -29,6 +29,7 @@ fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
 /// A storage command refused before its data block was stored (`why`: `TooLarge` or
 /// `NoMemory`); the session swallows the block.
 pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, why: StoreOutcome, out: &mut Vec<u8>) {
+    super::watch::store_refused(ctx.shared, sc.key, mode_of(sc.kind), &why);
     ctx.refuse_store(Dialect::Text, sc.kind == StoreKind::Set, sc.key, why);
     put(out, sc.noreply, if why == StoreOutcome::TooLarge { reply::TOO_LARGE } else { reply::NO_MEMORY });
 }
@@ -50,6 +51,18 @@ pub fn line_of(head: &[u8]) -> &[u8] {
     }
 }
 
+/// The store's mode for a text storage command.
+fn mode_of(kind: StoreKind) -> Mode {
+    match kind {
+        StoreKind::Set => Mode::Set,
+        StoreKind::Add => Mode::Add,
+        StoreKind::Replace => Mode::Replace,
+        StoreKind::Append => Mode::Append,
+        StoreKind::Prepend => Mode::Prepend,
+        StoreKind::Cas => Mode::Cas,
+    }
+}
+
 /// A storage command with its data block (`terminated`: followed by `\r\n`; if not, memcached
 /// has allocated the item, counts the set and answers `bad data chunk`).
 pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, terminated: bool, out: &mut Vec<u8>) {
@@ -58,15 +71,7 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, terminated: boo
         put(out, sc.noreply, reply::BAD_CHUNK);
         return;
     }
-    let mode = match sc.kind {
-        StoreKind::Set => Mode::Set,
-        StoreKind::Add => Mode::Add,
-        StoreKind::Replace => Mode::Replace,
-        StoreKind::Append => Mode::Append,
-        StoreKind::Prepend => Mode::Prepend,
-        StoreKind::Cas => Mode::Cas,
-    };
-    let mut req = StoreReq::new(mode, sc.key, value.bytes(), sc.flags, sc.exptime);
+    let mut req = StoreReq::new(mode_of(sc.kind), sc.key, value.bytes(), sc.flags, sc.exptime);
     req.cas = sc.cas;
     let r = match ctx.store(Dialect::Text, sc.kind == StoreKind::Set, &req, value).0 {
         StoreOutcome::Stored { .. } => reply::STORED,

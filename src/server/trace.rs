@@ -46,6 +46,18 @@ fn binding(sh: &Shared) -> &'static str {
     }
 }
 
+/// The slab classes, at startup: memcached's lines, describing our own classes (their
+/// sizes differ from 1.6.18's: another item header and rounding, see `storage::slab`).
+pub fn slab_classes(sh: &Shared) {
+    if on(sh) {
+        let slabs = sh.store.slabs();
+        for id in 1..=slabs.class_count() {
+            let c = slabs.class_info(id);
+            print(format_args!("slab class {id:3}: chunk size {:9} perslab {:7}", c.size, c.per_page));
+        }
+    }
+}
+
 /// A listener is ready (`udp`: a UDP socket).
 pub fn listening(sh: &Shared, fd: i32, udp: bool) {
     if on(sh) {
@@ -63,6 +75,14 @@ pub fn conn_new(sh: &Shared, fd: i32) {
             Binding::Binary => "binary",
         };
         print(format_args!("<{fd} new {what} client connection"));
+    }
+}
+
+/// A watcher's peer went away: the watch thread closes it (memcached's logger thread hands
+/// it back to a worker, which says so first).
+pub fn side_close(sh: &Shared, fd: i32) {
+    if on(sh) {
+        print(format_args!("<{fd} connection closing from side thread."));
     }
 }
 
@@ -99,7 +119,8 @@ pub fn command(ctx: &Ctx<'_>, line: &[u8], first: bool, meta: bool, out: &[u8]) 
         }
         fresh
     });
-    if fresh {
+    // (a UDP socket has no protocol negotiation to report)
+    if fresh && !ctx.shared.conns.lock().get(&fd).is_some_and(|info| info.udp) {
         print(format_args!("{fd}: Client using the ascii protocol"));
     }
     print(format_args!("<{fd} {}", String::from_utf8_lossy(line)));

@@ -23,6 +23,7 @@ const RECV_MAX: usize = 65536;
 pub struct UdpPort {
     pub sock: mio::net::UdpSocket,
     session: Session,
+    fd: i32,
     info: Arc<ConnInfo>,
     buf: Vec<u8>,
     out: Out,
@@ -49,6 +50,7 @@ impl UdpPort {
             UdpPort {
                 sock,
                 session: Session::new(),
+                fd,
                 info: info.clone(),
                 buf: vec![0; RECV_MAX],
                 out: Out::copying(),
@@ -85,8 +87,9 @@ impl UdpPort {
                         false => None,
                     };
                 self.out.clear();
-                super::watch::serving(-1); // no connection to attach a `watch` to, no `cfd`
+                super::watch::serving(self.fd); // `cfd=` the UDP socket, as memcached
                 let (used, outcome) = self.session.process(rest, &mut self.out, ctx, 1);
+                super::trace::replies(ctx.shared, &self.out);
                 pos += used;
                 self.session.dump = None;
                 if let Some(last_key) = last_key {

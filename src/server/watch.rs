@@ -1,26 +1,30 @@
 //! `watch`: memcached's live log streams (`watch [fetchers] [mutations] [evictions]
 //! [connevents]`), in memcached 1.6.18's line formats.
 //!
-//! Owns: the watchers (each a duplicate of its connection's descriptor, the kinds it asked for,
-//! and a buffer bounded by `-o watcher_logbuf_size` that drops lines and reports how many as
-//! `skipped=N`), the formatting of `item_get`, `item_store`, `eviction`, `conn_new` and
-//! `conn_close` lines, the writer thread that sends them, and the `log_watcher*` counters.
+//! Owns: the watchers (each a connection its worker handed over after `watch`, as memcached
+//! hands it to its logger thread: the kinds it asked for, and a buffer bounded by
+//! `-o watcher_logbuf_size` that drops lines and reports how many as `skipped=N`), the
+//! formatting of `item_get`, `item_store`, `eviction`, `conn_new` and `conn_close` lines, the
+//! writer thread that sends them (through the connection's stream, so TLS watchers get TLS
+//! records), reads and drops whatever a watcher sends (memcached answers nothing there either),
+//! closes a watcher whose peer went away, and the `log_watcher*` counters. A watcher is no
+//! longer its worker's, so the idle timeout does not close it (memcached skips `conn_watch`).
 //! Lookups, stores and evictions arrive through `storage::events::Events`; connection events
 //! and the current connection's descriptor (`cfd=`) through one-line calls from the worker.
 //! Knows nothing of how commands are parsed or executed.
 
 use std::cell::Cell;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex as StdMutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex as StdMutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use super::conn::Stream;
 use super::exec::Ctx;
 use super::session::Action;
-use super::Shared;
+use super::{ConnInfo, Shared};
 use crate::storage::events::Events;
 use crate::storage::{Mode, StoreOutcome};
 
@@ -40,6 +44,12 @@ use crate::protocol::text::reply::{ERROR, WATCH_DISABLED};
 /// How often the writer looks for closed watchers when nothing is logged.
 const WRITER_TICK: Duration = Duration::from_millis(100);
 
+/// How soon the writer tries a watcher whose socket was full again.
+const BACKLOG_RETRY: Duration = Duration::from_millis(5);
+
+/// Room kept for a `skipped=N` note when deciding that a watcher's buffer is full.
+const SKIP_NOTE_MAX: usize = 32;
+
 thread_local! {
     /// The connection this worker thread is serving (`cfd=` of lines it causes).
     static CFD: Cell<i32> = const { Cell::new(-1) };
@@ -57,9 +67,10 @@ pub fn current_fd() -> i32 {
 }
 
 struct Watcher {
-    fd: OwnedFd,
-    /// The connection's own descriptor: when the worker closes it, the watch ends too.
-    origin: i32,
+    /// The connection, no longer served by a worker (plain, UNIX or TLS).
+    stream: Stream,
+    fd: i32,
+    info: Arc<ConnInfo>,
     kinds: u8,
     /// Lines not yet sent; never more than the log buffer size.
     pending: Vec<u8>,
@@ -79,7 +90,8 @@ pub struct Watchers {
     allowed: bool,
     pub sent: AtomicU64,
     pub skipped: AtomicU64,
-    writer: OnceLock<()>,
+    /// Set when the writer starts: what it needs to close a watcher as a worker would.
+    writer: OnceLock<Weak<Shared>>,
     wake: (StdMutex<bool>, Condvar),
 }
 
@@ -119,6 +131,13 @@ impl Watchers {
         let line = format!("ts={}.{:06} gid={gid} {body}\n", now.as_secs(), now.subsec_micros());
         let mut list = self.list.lock();
         for w in list.iter_mut().filter(|w| w.kinds & kind != 0) {
+            if w.pending.len() + line.len() + SKIP_NOTE_MAX > self.cap {
+                // Full: make room by sending what the socket takes now, as memcached's logger
+                // flushes a full watcher before giving up on a line. Waiting for the writer
+                // instead would drop every line that arrives while a reader drains its socket,
+                // so a reader waiting for the `skipped=N` note could wait forever.
+                self.send(w);
+            }
             if w.skipped > 0 {
                 let note = format!("skipped={}\n", w.skipped);
                 if w.pending.len() + note.len() + line.len() > self.cap {
@@ -146,78 +165,123 @@ impl Watchers {
         cv.notify_one();
     }
 
-    /// Add a watcher on a duplicate of descriptor `fd`; its first line is `OK`.
-    fn add(self: &Arc<Self>, fd: i32, kinds: u8) -> io::Result<()> {
-        let raw_origin = fd;
-        // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor the calling worker owns and keeps open
-        // for the duration of this call; the new descriptor is owned by the OwnedFd.
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `dup` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(dup) };
+    /// Take over a connection that asked to watch `kinds`; its first line is `OK`.
+    fn adopt(&self, shared: &Arc<Shared>, stream: Stream, fd: i32, info: Arc<ConnInfo>, kinds: u8) {
+        info.state.watching();
         let mut list = self.list.lock();
-        list.push(Watcher { fd, origin: raw_origin, kinds, pending: b"OK\r\n".to_vec(), skipped: 0 });
+        list.push(Watcher { stream, fd, info, kinds, pending: b"OK\r\n".to_vec(), skipped: 0 });
         self.recompute(&list);
         drop(list);
         self.writer.get_or_init(|| {
-            let me = self.clone();
-            let _ = std::thread::Builder::new().name("watch".into()).spawn(move || me.write_loop());
+            let me = shared.clone();
+            let _ = std::thread::Builder::new().name("watch".into()).spawn(move || me.watch.write_loop(&me));
+            Arc::downgrade(shared)
         });
         self.poke();
-        Ok(())
     }
 
-    /// Send pending lines without blocking; drop watchers whose peer is gone.
-    fn write_loop(self: Arc<Self>) {
+    /// Send pending lines without blocking; close watchers whose peer is gone.
+    fn write_loop(&self, shared: &Shared) {
+        let mut backlog = false;
         loop {
             {
                 let (m, cv) = &self.wake;
                 let mut woken = m.lock().unwrap_or_else(|e| e.into_inner());
                 if !*woken {
-                    woken = cv.wait_timeout(woken, WRITER_TICK).unwrap_or_else(|e| e.into_inner()).0;
+                    // a full socket: try again soon (not a whole tick later)
+                    let wait = if backlog { BACKLOG_RETRY } else { WRITER_TICK };
+                    woken = cv.wait_timeout(woken, wait).unwrap_or_else(|e| e.into_inner()).0;
                 }
                 *woken = false;
             }
             let mut list = self.list.lock();
-            let before = list.len();
-            list.retain_mut(|w| self.flush(w));
-            if list.len() != before {
+            let mut gone = Vec::new();
+            let mut i = 0;
+            while i < list.len() {
+                if self.flush(&mut list[i]) {
+                    i += 1;
+                } else {
+                    gone.push(list.swap_remove(i));
+                }
+            }
+            if !gone.is_empty() {
                 self.recompute(&list);
             }
-            let backlog = list.iter().any(|w| !w.pending.is_empty());
+            backlog = list.iter().any(|w| !w.pending.is_empty() || w.stream.pending_output());
             drop(list);
-            if backlog {
-                std::thread::sleep(Duration::from_millis(5)); // a full socket: try again soon
+            for w in gone {
+                close(shared, w);
             }
         }
     }
 
-    /// Write what the socket takes; false when the watcher is gone.
+    /// Drop what the watcher sent (memcached reads and ignores it), then write what the socket
+    /// takes; false when the watcher is gone.
     fn flush(&self, w: &mut Watcher) -> bool {
-        let raw = w.fd.as_raw_fd();
-        let mut p = libc::pollfd { fd: raw, events: libc::POLLRDHUP, revents: 0 };
+        let mut p = libc::pollfd { fd: w.fd, events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
         // SAFETY: one valid pollfd, zero timeout.
-        if unsafe { libc::poll(&mut p, 1, 0) } > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
-        {
-            return false;
-        }
-        while !w.pending.is_empty() {
-            // SAFETY: sending from a live buffer on a descriptor we own; MSG_DONTWAIT never blocks.
-            let n = unsafe {
-                libc::send(raw, w.pending.as_ptr().cast(), w.pending.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted);
+        if unsafe { libc::poll(&mut p, 1, 0) } > 0 {
+            if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                return false;
             }
-            let n = n as usize;
-            self.sent.fetch_add(w.pending[..n].iter().filter(|&&b| b == b'\n').count() as u64, Ordering::Relaxed);
-            w.pending.drain(..n);
+            if p.revents & (libc::POLLIN | libc::POLLRDHUP) != 0 && !discard_input(&mut w.stream) {
+                return false;
+            }
         }
-        true
+        self.send(w)
     }
+
+    /// Send pending lines until the socket takes no more; false on a send error other than
+    /// a full socket (the writer then closes the watcher).
+    fn send(&self, w: &mut Watcher) -> bool {
+        while !w.pending.is_empty() {
+            match w.stream.write(&w.pending) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.sent
+                        .fetch_add(w.pending[..n].iter().filter(|&&b| b == b'\n').count() as u64, Ordering::Relaxed);
+                    w.pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+            }
+        }
+        // TLS records rustls still holds
+        w.stream.flush().is_ok()
+    }
+}
+
+/// Read and drop what a watcher sent; false at end of stream or on an error.
+fn discard_input(stream: &mut Stream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A watcher's peer went away: close the connection as its worker would have (memcached's
+/// logger hands it back to a worker to close, with `reason=error`).
+fn close(sh: &Shared, w: Watcher) {
+    super::trace::side_close(sh, w.fd);
+    // forgotten before its descriptor is closed and can be reused by a new connection
+    sh.conns.lock().remove(&w.fd);
+    if sh.watch.wants(CONNEVENTS) {
+        let (rip, rport, transport) = peer(&w.info.addr);
+        let fd = w.fd;
+        sh.watch.emit(
+            CONNEVENTS,
+            format_args!("type=conn_close rip={rip} rport={rport} transport={transport} reason=error cfd={fd}"),
+        );
+    }
+    super::trace::conn_closed(sh, w.fd);
+    sh.stats.global.curr_conns.fetch_sub(1, Ordering::Relaxed);
+    drop(w.stream);
 }
 
 /// `key=` value: URI-encoded as memcached does (unreserved characters kept).
@@ -298,8 +362,18 @@ impl Events for Watchers {
     }
 }
 
-/// The `watch` command: the connection becomes a watcher (its `OK` and lines come from the
-/// writer thread, so `OK` always comes first).
+/// A text storage command refused when its line arrived (too large, or no memory for it):
+/// memcached logs an `item_store` line for it with no value size and no TTL. (1.6.18 passes
+/// its arguments shifted, so its line says `clsid=<connection fd> cfd=<garbage>`; ours says
+/// `clsid=0` and the real `cfd`.)
+pub fn store_refused(sh: &Shared, key: &[u8], mode: Mode, outcome: &StoreOutcome) {
+    sh.watch.stored(key, mode, outcome, 0, 0, 0);
+}
+
+/// The `watch` command: the connection becomes a watcher. Its worker hands it over
+/// (`Action::Watch`, then `adopt`); its `OK` and lines come from the writer thread, so `OK`
+/// always comes first. Over UDP there is no connection to hand over: no reply, as memcached
+/// (whose `watch` there turns the UDP socket into a watcher that can write nothing).
 pub fn command(ctx: &Ctx<'_>, args: &[&[u8]], nargs: usize, out: &mut Vec<u8>) -> Action {
     let w = &ctx.shared.watch;
     if !w.allowed {
@@ -316,13 +390,17 @@ pub fn command(ctx: &Ctx<'_>, args: &[&[u8]], nargs: usize, out: &mut Vec<u8>) -
             }
         }
     }
-    let fd = current_fd();
-    if fd < 0 || w.add(fd, kinds).is_err() {
-        out.extend_from_slice(ERROR);
-    } else if let Some(info) = ctx.shared.conns.lock().get(&fd) {
-        info.state.watching();
+    let udp = ctx.shared.conns.lock().get(&current_fd()).is_none_or(|info| info.udp);
+    if udp {
+        return Action::Continue;
     }
-    Action::Continue
+    Action::Watch(kinds)
+}
+
+/// The worker hands over connection `fd` whose `watch` asked for `kinds` (it serves it no
+/// more; the connection stays counted and listed in `stats conns` as `conn_watch`).
+pub fn adopt(shared: &Arc<Shared>, stream: Stream, fd: i32, info: Arc<ConnInfo>, kinds: u8) {
+    shared.watch.adopt(shared, stream, fd, info, kinds);
 }
 
 fn peer(addr: &str) -> (&str, &str, &str) {
@@ -340,17 +418,12 @@ pub fn conn_new(sh: &Shared, fd: i32, addr: &str) {
     }
 }
 
-/// A connection is being closed: `normal` unless the server closed it for bad input. A watch
-/// on it ends (its duplicate descriptor would otherwise keep the socket open).
-pub fn conn_close(sh: &Shared, fd: i32, addr: &str, error: bool) {
-    if sh.watch.active.load(Ordering::Relaxed) != 0 {
-        let mut list = sh.watch.list.lock();
-        list.retain(|w| w.origin != fd);
-        sh.watch.recompute(&list);
-    }
+/// A worker closes a connection: `normal`, `error` when the server closed it for bad input,
+/// `idle_timeout` when the idle timeout did.
+pub fn conn_close(sh: &Shared, fd: i32, info: &ConnInfo) {
     if sh.watch.wants(CONNEVENTS) {
-        let (rip, rport, transport) = peer(addr);
-        let reason = if error { "error" } else { "normal" };
+        let (rip, rport, transport) = peer(&info.addr);
+        let reason = info.state.close_reason();
         sh.watch.emit(
             CONNEVENTS,
             format_args!("type=conn_close rip={rip} rport={rport} transport={transport} reason={reason} cfd={fd}"),
@@ -361,10 +434,16 @@ pub fn conn_close(sh: &Shared, fd: i32, addr: &str, error: bool) {
 /// The connection being served is closed for bad input (e.g. an HTTP request): remembered
 /// for its `conn_close` line.
 pub fn refuse(ctx: &Ctx<'_>) -> Action {
+    bad_input(ctx);
+    Action::Close
+}
+
+/// The connection being served is closed for bad input (e.g. a binary protocol error):
+/// remembered for its `conn_close` line (`reason=error`, as memcached).
+pub fn bad_input(ctx: &Ctx<'_>) {
     if let Some(info) = ctx.shared.conns.lock().get(&current_fd()) {
         info.state.mark_error();
     }
-    Action::Close
 }
 
 #[cfg(test)]
@@ -382,10 +461,31 @@ mod tests {
     fn a_full_buffer_drops_lines_and_says_how_many() {
         let w = Watchers::new(1024, true);
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fd: OwnedFd = a.into();
-        w.list.lock().push(Watcher { fd, origin: -1, kinds: FETCHERS, pending: Vec::new(), skipped: 0 });
+        a.set_nonblocking(true).unwrap(); // as every connection's socket
+                                          // a small socket buffer that nobody reads: the watcher's own buffer must fill
+        let small: libc::c_int = 4096;
+        // SAFETY: setsockopt on a socket we own, with a valid int option value.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&a),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&small as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        let stream = Stream::Unix(mio::net::UnixStream::from_std(a));
+        let info = Arc::new(ConnInfo {
+            addr: "unix:".into(),
+            listen_addr: String::new(),
+            listening: false,
+            udp: false,
+            last_cmd: 0.into(),
+            state: Default::default(),
+        });
+        w.list.lock().push(Watcher { stream, fd: -1, info, kinds: FETCHERS, pending: Vec::new(), skipped: 0 });
         w.recompute(&w.list.lock());
-        for _ in 0..100 {
+        for _ in 0..1000 {
             w.fetched(b"some-key", None);
         }
         let skipped = w.list.lock()[0].skipped;

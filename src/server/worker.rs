@@ -241,6 +241,9 @@ impl Worker {
         for t in 0..self.conns.len() {
             if self.conns[t].as_ref().is_some_and(|c| self.idle.kicks(c, now)) {
                 log::debug!("closing idle connection {t}");
+                if let Some(c) = &self.conns[t] {
+                    c.info.state.mark_idle_kick();
+                }
                 self.shared.stats.threads[self.id].idle_kicks.inc();
                 self.close(t);
             }
@@ -455,7 +458,7 @@ impl Worker {
                 stats.conn_yields.inc();
                 requeue(&mut self.ready, &mut conn, t);
             }
-            Outcome::Continue | Outcome::Blocked => {}
+            Outcome::Continue | Outcome::Blocked | Outcome::Watch(_) => {}
         }
         if eof {
             conn.closing = true;
@@ -504,7 +507,23 @@ impl Worker {
             // Stopped for output room and the socket took it all: continue with the input.
             requeue(&mut self.ready, &mut conn, t);
         }
+        if let Outcome::Watch(kinds) = outcome {
+            if !conn.closing && conn.output_done() {
+                self.hand_to_watch(conn, t, kinds);
+                return;
+            }
+        }
         self.put_back(conn, t);
+    }
+
+    /// `watch`: the connection leaves this worker for the watch writer, as memcached hands a
+    /// watcher to its logger thread (still counted in `curr_connections` and `stats conns`).
+    fn hand_to_watch(&mut self, conn: Conn, t: usize, kinds: u8) {
+        let Conn { mut stream, fd, info, .. } = conn;
+        let _ = self.poll.registry().deregister(&mut stream);
+        self.shared.handoff.done(self.id);
+        self.free.push(t);
+        super::watch::adopt(&self.shared, stream, fd, info, kinds);
     }
 
     /// Write pending output after a writable event; resume reading if it drained.
@@ -540,7 +559,7 @@ impl Worker {
 
     fn release(&mut self, mut c: Conn, t: usize) {
         let _ = self.poll.registry().deregister(&mut c.stream);
-        super::watch::conn_close(&self.shared, c.fd, &c.info.addr, c.info.state.errored());
+        super::watch::conn_close(&self.shared, c.fd, &c.info);
         super::trace::conn_closed(&self.shared, c.fd);
         self.shared.conns.lock().remove(&c.fd);
         self.shared.stats.global.curr_conns.fetch_sub(1, Ordering::Relaxed);

@@ -69,14 +69,18 @@ impl Reservation {
     pub fn commit(mut self, req: &StoreReq<'_>) -> (StoreOutcome, usize) {
         debug_assert_eq!(req.key, self.it.key());
         let store = self.store.clone();
-        if matches!(req.mode, Mode::Append | Mode::Prepend) {
+        let done = if matches!(req.mode, Mode::Append | Mode::Prepend) {
             // The reserved chunk only stages the new part; the item is rebuilt around it.
             let mut r2 = *req;
             r2.value = self.it.value();
-            return store.store_concat(&r2);
-        }
-        self.live = false;
-        (store.store_whole_in(req, self.r), self.it.vlen())
+            store.store_concat(&r2)
+        } else {
+            self.live = false;
+            (store.store_whole_in(req, self.r), self.it.vlen())
+        };
+        // A value that arrived over several reads is reported like one that came whole.
+        store.report_store(req, &done);
+        done
     }
 }
 

@@ -993,11 +993,18 @@ impl Store {
     /// total; when nothing was stored: the request's value length).
     pub fn store_sized(&self, req: &StoreReq<'_>) -> (StoreOutcome, usize) {
         let done = self.store_unwatched(req);
+        self.report_store(req, &done);
+        done
+    }
+
+    /// Tell a watcher (`watch mutations`) how a store ended. Every way a store completes goes
+    /// through here: a value from the input buffer (`store_sized`) and one received into its
+    /// reserved chunk (`Reservation::commit`) alike.
+    pub(super) fn report_store(&self, req: &StoreReq<'_>, done: &(StoreOutcome, usize)) {
         if let Some(ev) = self.watching() {
             let class = self.slabs.class_for(item::item_size_flags(req.key.len(), done.1, req.flags)).unwrap_or(0);
             ev.stored(req.key, req.mode, &done.0, req.exptime, class, done.1);
         }
-        done
     }
 
     fn store_unwatched(&self, req: &StoreReq<'_>) -> (StoreOutcome, usize) {
