@@ -1,12 +1,13 @@
 //! Storage: the cache itself. Keys and values in, domain outcomes out; no wire formats.
 //!
 //! Owns: the lock-striped index (`shards`: many more stripes than threads, each a
-//! `parking_lot::Mutex` around a `hashbrown::HashTable` of 4-byte chunk references), the slab
+//! `parking_lot::Mutex` around an `index::Index` of 4-byte chunk references), the slab
 //! allocator (`slab`), item layout (`item`), CAS uniques, flush deadlines, eviction, page moves
 //! between classes, and the expiry crawler step. Time comes from `clock::Clock`, so tests can
 //! move it.
 //!
-//! Every operation hashes the key once; the hash picks the stripe (bits 32..) and the bucket.
+//! Every operation hashes the key once; the hash picks the stripe (bits 32..), the bucket (low
+//! bits) and the bucket's tag (top byte).
 //!
 //! Lock order: shard -> class (slab). Code that holds a class lock only `try_lock`s shards
 //! (eviction). Allocation (`alloc`) is never called with a shard lock held: it may evict or move
@@ -27,8 +28,10 @@
 mod arena;
 pub mod automove;
 pub mod clock;
+mod cpu;
 pub mod events;
 mod handle;
+mod index;
 pub(crate) mod item;
 pub(crate) mod slab;
 
@@ -37,11 +40,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
-use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 pub use clock::Clock;
 pub use handle::{Pinned, Reservation};
+use index::{Hint, Index};
 use item::{
     ItemPtr, BIT_ACTIVE, BIT_FETCHED, BIT_KEY_BINARY, BIT_PINNED, BIT_STALE, BIT_TOKEN_SENT, HEADER, STATE_FREE,
     STATE_LINKED, STATE_RESERVED,
@@ -223,6 +226,14 @@ impl GetOpts {
     }
 }
 
+/// A key and its hash (`Store::hashed`): hashed once for the prefetches of a batch of lookups
+/// and the lookup itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Hashed<'k> {
+    pub key: &'k [u8],
+    h: u64,
+}
+
 /// A live item, seen while its shard is locked (only inside the callbacks of `get`/`update`).
 pub struct Entry<'s> {
     it: ItemPtr,
@@ -359,7 +370,9 @@ pub struct StoreSnapshot {
 }
 
 struct Shard {
-    index: Mutex<HashTable<ChunkRef>>,
+    index: Mutex<Index>,
+    /// Where `index`'s buckets are, for prefetching without the lock.
+    hint: Hint,
     items: AtomicU64,
     bytes: AtomicU64,
 }
@@ -422,7 +435,8 @@ impl Store {
             shards: (0..n)
                 .map(|_| {
                     CachePadded::new(Shard {
-                        index: Mutex::new(HashTable::new()),
+                        index: Mutex::new(Index::new()),
+                        hint: Hint::default(),
                         items: AtomicU64::new(0),
                         bytes: AtomicU64::new(0),
                     })
@@ -510,8 +524,8 @@ impl Store {
     }
 
     #[inline]
-    fn find(&self, table: &HashTable<ChunkRef>, h: u64, key: &[u8]) -> Option<ChunkRef> {
-        table.find(h, |&r| self.slabs.ptr(r).key() == key).copied()
+    fn find(&self, table: &Index, h: u64, key: &[u8]) -> Option<ChunkRef> {
+        table.find(h, |r| self.slabs.ptr(r).key() == key)
     }
 
     /// An `Entry` for a live item whose shard lock the caller holds.
@@ -539,10 +553,8 @@ impl Store {
     }
 
     /// Remove a linked item from its shard and free its chunk. Shard lock held.
-    fn unlink_locked(&self, table: &mut HashTable<ChunkRef>, shard: &Shard, h: u64, r: ChunkRef) {
-        if let Ok(e) = table.find_entry(h, |&x| x == r) {
-            e.remove();
-        }
+    fn unlink_locked(&self, table: &mut Index, shard: &Shard, h: u64, r: ChunkRef) {
+        table.remove(h, r);
         let it = self.slabs.ptr(r);
         shard.items.fetch_sub(1, Ordering::Relaxed);
         shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
@@ -550,12 +562,13 @@ impl Store {
     }
 
     /// Link a RESERVED chunk, replacing `old` if given. Shard lock held.
-    fn link_locked(&self, table: &mut HashTable<ChunkRef>, shard: &Shard, h: u64, r: ChunkRef, old: Option<ChunkRef>) {
+    fn link_locked(&self, table: &mut Index, shard: &Shard, h: u64, r: ChunkRef, old: Option<ChunkRef>) {
         let it = self.slabs.ptr(r);
         if let Some(o) = old {
             self.unlink_locked(table, shard, h, o);
         }
-        table.insert_unique(h, r, |&x| self.hash(self.slabs.ptr(x).key()));
+        table.insert(h, r, |x| self.hash(self.slabs.ptr(x).key()));
+        shard.hint.publish(table);
         it.set_state(STATE_LINKED);
         shard.items.fetch_add(1, Ordering::Relaxed);
         shard.bytes.fetch_add(it.total() as u64, Ordering::Relaxed);
@@ -563,14 +576,7 @@ impl Store {
     }
 
     /// Find a live item (`lookup_live`), reporting the lookup to a `watch`er.
-    fn lookup_locked(
-        &self,
-        table: &mut HashTable<ChunkRef>,
-        shard: &Shard,
-        h: u64,
-        key: &[u8],
-        now: u32,
-    ) -> Result<ChunkRef, Miss> {
+    fn lookup_locked(&self, table: &mut Index, shard: &Shard, h: u64, key: &[u8], now: u32) -> Result<ChunkRef, Miss> {
         let found = self.lookup_live(table, shard, h, key, now);
         if let Some(ev) = self.watching() {
             ev.fetched(key, found.ok().map(|r| self.slabs.ptr(r)).map(|it| (it.class(), it.value().len())));
@@ -579,14 +585,7 @@ impl Store {
     }
 
     /// Find a live item; dead ones found on the way are unlinked (lazy expiry).
-    fn lookup_live(
-        &self,
-        table: &mut HashTable<ChunkRef>,
-        shard: &Shard,
-        h: u64,
-        key: &[u8],
-        now: u32,
-    ) -> Result<ChunkRef, Miss> {
+    fn lookup_live(&self, table: &mut Index, shard: &Shard, h: u64, key: &[u8], now: u32) -> Result<ChunkRef, Miss> {
         let r = self.find(table, h, key).ok_or(Miss::Absent)?;
         let it = self.slabs.ptr(r);
         if let Some(why) = self.dead(it, now) {
@@ -602,9 +601,43 @@ impl Store {
         Ok(r)
     }
 
+    /// `key` with its hash, for `prefetch_bucket`, `prefetch_item` and `get_hashed`.
+    #[inline]
+    pub fn hashed<'k>(&self, key: &'k [u8]) -> Hashed<'k> {
+        Hashed { key, h: self.hash(key) }
+    }
+
+    /// Start loading the index bucket of `k` from memory, without locking or waiting.
+    #[inline]
+    pub fn prefetch_bucket(&self, k: &Hashed<'_>) {
+        self.shard(k.h).hint.prefetch(k.h);
+    }
+
+    /// Start loading the item `k` names (its header, key and the start of its value): reads
+    /// `k`'s bucket, which `prefetch_bucket` should have started loading a little earlier, if
+    /// its stripe is not locked at the moment (else nothing is done: this is only a hint).
+    #[inline]
+    pub fn prefetch_item(&self, k: &Hashed<'_>) {
+        if let Some(table) = self.shard(k.h).index.try_lock() {
+            table.candidates(k.h, |r| {
+                let p = self.slabs.ptr(r).addr();
+                // 24-byte header, key, value: three lines hold a 100-byte value's item
+                for line in 0..3 {
+                    cpu::prefetch(p.wrapping_add(line * 64));
+                }
+            });
+        }
+    }
+
     /// Look up `key`; on a hit, apply `opts` and call `f` with the item while it is locked.
     pub fn get<R>(&self, key: &[u8], opts: GetOpts, f: impl FnOnce(&Entry<'_>) -> R) -> Result<R, Miss> {
-        let h = self.hash(key);
+        self.get_hashed(self.hashed(key), opts, f)
+    }
+
+    /// `get` of a key hashed already.
+    #[inline]
+    pub fn get_hashed<R>(&self, k: Hashed<'_>, opts: GetOpts, f: impl FnOnce(&Entry<'_>) -> R) -> Result<R, Miss> {
+        let Hashed { key, h } = k;
         let shard = self.shard(h);
         let now = self.clock.now();
         let mut table = shard.index.lock();
@@ -754,9 +787,7 @@ impl Store {
             if it.state() != STATE_LINKED || it.bits() & BIT_PINNED != 0 {
                 continue;
             }
-            if let Ok(e) = table.find_entry(h, |&x| x == r) {
-                e.remove();
-            }
+            table.remove(h, r);
             let total = it.total();
             shard.items.fetch_sub(1, Ordering::Relaxed);
             shard.bytes.fetch_sub(total as u64, Ordering::Relaxed);
@@ -931,9 +962,7 @@ impl Store {
                     self.slabs.abort_drain(victim, page, carved);
                     return false;
                 }
-                if let Ok(e) = table.find_entry(h, |&x| x == r) {
-                    e.remove();
-                }
+                table.remove(h, r);
                 shard.items.fetch_sub(1, Ordering::Relaxed);
                 shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
                 self.slabs.uncount(victim, it.total());
@@ -1385,18 +1414,16 @@ impl Store {
     pub fn crawl(&self, from: usize, to: usize) -> u64 {
         let now = self.clock.now();
         let mut reclaimed = 0;
+        let mut dead = Vec::new();
         for shard in &self.shards[from.min(self.shards.len())..to.min(self.shards.len())] {
             if shard.items.load(Ordering::Relaxed) == 0 {
                 continue;
             }
             let mut table = shard.index.lock();
-            let mut checked = 0u64;
-            table.retain(|&mut r| {
-                checked += 1;
+            let checked = table.len() as u64;
+            dead.extend(table.iter().filter_map(|r| Some((r, self.dead(self.slabs.ptr(r), now)?))));
+            for (r, why) in dead.drain(..) {
                 let it = self.slabs.ptr(r);
-                let Some(why) = self.dead(it, now) else {
-                    return true;
-                };
                 let class = it.class() as usize;
                 let c = self.slabs.counters(class);
                 c.crawler_reclaimed.fetch_add(1, Ordering::Relaxed);
@@ -1404,12 +1431,13 @@ impl Store {
                     self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
                     c.expired_unfetched.fetch_add(1, Ordering::Relaxed);
                 }
+                // hashed before `release`: a freed chunk's key may be overwritten
+                table.remove(self.hash(it.key()), r);
                 shard.items.fetch_sub(1, Ordering::Relaxed);
                 shard.bytes.fetch_sub(it.total() as u64, Ordering::Relaxed);
                 self.release(r, it);
                 reclaimed += 1;
-                false
-            });
+            }
             self.counters.crawler_items_checked.fetch_add(checked, Ordering::Relaxed);
         }
         self.counters.crawler_reclaimed.fetch_add(reclaimed, Ordering::Relaxed);
@@ -1438,7 +1466,7 @@ impl Store {
         }
         let now = self.clock.now();
         let table = shard.index.lock();
-        for &r in table.iter() {
+        for r in table.iter() {
             if self.dead(self.slabs.ptr(r), now).is_some() {
                 continue;
             }
@@ -1478,11 +1506,13 @@ impl Store {
     pub fn snapshot(&self) -> StoreSnapshot {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut s = StoreSnapshot::default();
-        let mut buckets = 0u64;
+        let (mut buckets, mut hash_bytes) = (0u64, 0u64);
         for sh in self.shards.iter() {
             s.curr_items += l(&sh.items);
             s.bytes += l(&sh.bytes);
-            buckets += sh.index.lock().capacity() as u64;
+            let index = sh.index.lock();
+            buckets += index.capacity() as u64;
+            hash_bytes += index.bytes() as u64;
         }
         let c = &self.counters;
         s.total_items = l(&c.total_items);
@@ -1498,7 +1528,7 @@ impl Store {
         s.limit_bytes = self.limit_bytes();
         s.malloced = (self.slabs.pages_allocated() * self.slabs.page_size()) as u64;
         s.hash_buckets = buckets;
-        s.hash_bytes = buckets * (std::mem::size_of::<ChunkRef>() as u64 + 1);
+        s.hash_bytes = hash_bytes;
         s.slabs_moved = l(&self.slabs.moves);
         s.spare_pages = self.slabs.spare_pages() as u64;
         s.classes = self.slabs.snapshot();
