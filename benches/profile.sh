@@ -28,6 +28,8 @@ taskset -c 1 "$MEMTIER" -s 127.0.0.1 -p "$PORT" -P memcache_text -t 1 -c 8 --pip
   --key-pattern P:P --key-minimum 1 --key-maximum "$KEYS" --requests allkeys --data-size-range 32-100 \
   --hide-histogram >"$TMP/fill.out" 2>&1
 HZ=$(getconf CLK_TCK)
+# The server's system calls per key, counted over the same window.
+SYSCALLS=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sched_yield
 # shellcheck disable=SC2086
 cpu_ticks() { local s; s=$(cat "/proc/$1/stat"); s=${s##*) }; set -- $s; echo $((${12} + ${13})); }
 cmd_get() { exec 3<>"/dev/tcp/127.0.0.1/$PORT"; printf 'stats\r\nquit\r\n' >&3; awk '$2 == "cmd_get" { print $3 + 0 }' <&3; exec 3>&-; }
@@ -40,11 +42,15 @@ for wl in "gets|ascii_get|16|50" "mget|ascii_mget,mget_count=100|1|10"; do
     >"$TMP/gen.out" 2>&1 & GEN=$!
   sleep 1
   g0=$(cmd_get) c0=$(cpu_ticks $SRV)
+  perf stat -x, -e "$SYSCALLS" -p $SRV -o "$TMP/stat.csv" -- sleep "$DUR" 2>/dev/null &
   perf record -q -e cpu-clock -F 2000 -g -p $SRV -o "$TMP/perf.data" -- sleep "$DUR" 2>/dev/null
+  wait $!
   g1=$(cmd_get) c1=$(cpu_ticks $SRV)
   kill $GEN 2>/dev/null || true; wait $GEN 2>/dev/null || true
   sleep 1
   echo "== $name: $(( (g1 - g0) / DUR )) keys/s, server CPU $(awk "BEGIN { printf \"%.3f\", ($c1 - $c0) / $HZ / ($g1 - $g0) * 1e6 }") us per key"
+  awk -F, -v keys=$((g1 - g0)) '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "%s%s %.3f", sep, $3, $1 / keys; sep = ", " }
+    END { print " per key" }' "$TMP/stat.csv"
   perf report -i "$TMP/perf.data" --no-children --sort symbol --percent-limit 0.5 --stdio 2>/dev/null \
     | grep -E '^ +[0-9.]+%' | head -"$TOP" || true # (head closing the pipe is no failure)
 done
