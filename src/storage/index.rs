@@ -144,9 +144,10 @@ impl Index {
         self.buckets.len().wrapping_sub(1)
     }
 
-    /// The entry with hash `h` for which `eq` holds.
+    /// `hit` of the first entry with hash `h` for which it gives something (the store compares
+    /// the key stored in the chunk).
     #[inline]
-    pub fn find(&self, h: u64, mut eq: impl FnMut(ChunkRef) -> bool) -> Option<ChunkRef> {
+    pub fn find_map<T>(&self, h: u64, mut hit: impl FnMut(ChunkRef) -> Option<T>) -> Option<T> {
         if self.is_empty() {
             return None;
         }
@@ -156,8 +157,8 @@ impl Index {
         for _ in 0..MAX_PROBE.min(self.buckets.len()) {
             let bk = &self.buckets[b];
             for i in slots(bk.matches(tag(h))) {
-                if eq(bk.refs[i]) {
-                    return Some(bk.refs[i]);
+                if let Some(t) = hit(bk.refs[i]) {
+                    return Some(t);
                 }
             }
             if bk.overflow() == 0 {
@@ -305,6 +306,12 @@ mod tests {
     fn h(i: u32) -> u64 {
         // spread like a real hash, but with collisions of the home bucket and of the tag
         (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((i as u64 % 7) << 56)
+    }
+
+    impl Index {
+        fn find(&self, h: u64, mut eq: impl FnMut(ChunkRef) -> bool) -> Option<ChunkRef> {
+            self.find_map(h, |r| eq(r).then_some(r))
+        }
     }
 
     #[test]

@@ -401,6 +401,8 @@ pub struct Store {
     pins: Mutex<std::collections::HashMap<ChunkRef, handle::PinCount>>,
     /// Who is told about lookups, stores and evictions (`watch`); set once by the server.
     events: std::sync::OnceLock<Arc<dyn events::Events>>,
+    /// Whether `events` wants to be told anything now (set by the listener).
+    listening: Arc<events::Switch>,
 }
 
 /// Chunks the eviction hand may look at for one allocation before giving up.
@@ -457,18 +459,25 @@ impl Store {
             counters: StoreCounters::default(),
             pins: Mutex::new(std::collections::HashMap::new()),
             events: std::sync::OnceLock::new(),
+            listening: Arc::default(),
         }
     }
 
     /// Report lookups, stores and evictions to `ev` (once; later calls are ignored).
     pub fn set_events(&self, ev: Arc<dyn events::Events>) {
-        let _ = self.events.set(ev);
+        if self.events.set(ev.clone()).is_ok() {
+            ev.attach(self.listening.clone());
+        }
     }
 
     /// The listener, when one is set and listening.
     #[inline]
     fn watching(&self) -> Option<&dyn events::Events> {
-        self.events.get().map(|e| &**e).filter(|e| e.on())
+        if self.listening.on() {
+            self.events.get().map(|e| &**e)
+        } else {
+            None
+        }
     }
 
     pub fn clock(&self) -> &Clock {
@@ -532,13 +541,27 @@ impl Store {
 
     #[inline]
     fn find(&self, table: &Index, h: u64, key: &[u8]) -> Option<ChunkRef> {
-        table.find(h, |r| self.slabs.ptr(r).key() == key)
+        self.find_item(table, h, key).map(|(r, _)| r)
+    }
+
+    /// `find`, with the item's pointer (computed once for the key compare).
+    #[inline]
+    fn find_item(&self, table: &Index, h: u64, key: &[u8]) -> Option<(ChunkRef, ItemPtr)> {
+        table.find_map(h, |r| {
+            let it = self.slabs.ptr(r);
+            (it.key() == key).then_some((r, it))
+        })
     }
 
     /// An `Entry` for a live item whose shard lock the caller holds.
     #[inline]
     fn entry(&self, chunk: ChunkRef, created: bool) -> Entry<'_> {
-        let it = self.slabs.ptr(chunk);
+        self.entry_at(chunk, self.slabs.ptr(chunk), created)
+    }
+
+    /// `entry` of a chunk whose pointer is at hand.
+    #[inline]
+    fn entry_at(&self, chunk: ChunkRef, it: ItemPtr, created: bool) -> Entry<'_> {
         Entry { it, chunk, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0, created }
     }
 
@@ -582,30 +605,42 @@ impl Store {
         self.counters.total_items.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Find a live item (`lookup_live`), reporting the lookup to a `watch`er.
+    /// Find a live item, reporting the lookup to a `watch`er.
     fn lookup_locked(&self, table: &mut Index, shard: &Shard, h: u64, key: &[u8], now: u32) -> Result<ChunkRef, Miss> {
-        let found = self.lookup_live(table, shard, h, key, now);
-        if let Some(ev) = self.watching() {
-            ev.fetched(key, found.ok().map(|r| self.slabs.ptr(r)).map(|it| (it.class(), it.value().len())));
-        }
-        found
+        self.lookup_item_locked(table, shard, h, key, now).map(|(r, _)| r)
     }
 
-    /// Find a live item; dead ones found on the way are unlinked (lazy expiry).
-    fn lookup_live(&self, table: &mut Index, shard: &Shard, h: u64, key: &[u8], now: u32) -> Result<ChunkRef, Miss> {
-        let r = self.find(table, h, key).ok_or(Miss::Absent)?;
-        let it = self.slabs.ptr(r);
-        if let Some(why) = self.dead(it, now) {
-            let seen = if why == Miss::Expired { &self.counters.get_expired } else { &self.counters.get_flushed };
-            seen.fetch_add(1, Ordering::Relaxed);
-            if why == Miss::Expired && it.bits() & BIT_FETCHED == 0 {
-                self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
-                self.slabs.counters(it.class() as usize).expired_unfetched.fetch_add(1, Ordering::Relaxed);
-            }
-            self.unlink_locked(table, shard, h, r);
-            return Err(why);
+    /// `lookup_locked`, with the item's pointer. A dead item found is unlinked (lazy expiry).
+    #[inline]
+    fn lookup_item_locked(
+        &self,
+        table: &mut Index,
+        shard: &Shard,
+        h: u64,
+        key: &[u8],
+        now: u32,
+    ) -> Result<(ChunkRef, ItemPtr), Miss> {
+        let found = match self.find_item(table, h, key) {
+            None => Err(Miss::Absent),
+            Some((r, it)) => match self.dead(it, now) {
+                None => Ok((r, it)),
+                Some(why) => {
+                    let seen =
+                        if why == Miss::Expired { &self.counters.get_expired } else { &self.counters.get_flushed };
+                    seen.fetch_add(1, Ordering::Relaxed);
+                    if why == Miss::Expired && it.bits() & BIT_FETCHED == 0 {
+                        self.counters.expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                        self.slabs.counters(it.class() as usize).expired_unfetched.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.unlink_locked(table, shard, h, r);
+                    Err(why)
+                }
+            },
+        };
+        if let Some(ev) = self.watching() {
+            ev.fetched(key, found.ok().map(|(_, it)| (it.class(), it.value().len())));
         }
-        Ok(r)
+        found
     }
 
     /// `key` with its hash, for `prefetch_bucket`, `prefetch_item` and `get_hashed`.
@@ -652,13 +687,27 @@ impl Store {
         let shard = self.shard(h);
         let now = self.clock.now();
         let mut table = shard.index.lock();
-        let r = self.lookup_locked(&mut table, shard, h, key, now)?;
-        Ok(self.hit_locked(r, opts, now, false, f))
+        let (r, it) = self.lookup_item_locked(&mut table, shard, h, key, now)?;
+        Ok(self.hit_at(r, it, opts, now, false, f))
     }
 
     /// Apply `opts` to a live item and call `f`. Shard lock held.
     fn hit_locked<R>(&self, r: ChunkRef, opts: GetOpts, now: u32, created: bool, f: impl FnOnce(&Entry<'_>) -> R) -> R {
-        let entry = self.entry(r, created);
+        self.hit_at(r, self.slabs.ptr(r), opts, now, created, f)
+    }
+
+    /// `hit_locked` of a chunk whose pointer is at hand.
+    #[inline]
+    fn hit_at<R>(
+        &self,
+        r: ChunkRef,
+        it: ItemPtr,
+        opts: GetOpts,
+        now: u32,
+        created: bool,
+        f: impl FnOnce(&Entry<'_>) -> R,
+    ) -> R {
+        let entry = self.entry_at(r, it, created);
         let it = entry.it;
         if let Some(t) = opts.touch {
             it.set_exptime(self.clock.realtime(t));
