@@ -65,14 +65,34 @@ impl<'i> Ahead<'i> {
         }
     }
 
-    /// `key` with its hash, and the next keys' buckets and items on their way. A key of the
-    /// input is found in the ring by its offset; any other key is just hashed.
-    pub fn hashed(&mut self, store: &Store, key: &'i [u8]) -> Hashed<'i> {
-        let at = (key.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
-        if at >= self.input.len() {
-            return store.hashed(key);
+    /// The next key of the key list `list` from `*pos` on (split on spaces as
+    /// `protocol::text::keys` splits a `get` line), with its hash, and the following keys'
+    /// buckets and items on their way; `*pos` moves past it. `list` is a slice of the input
+    /// (else its keys are just split and hashed).
+    pub fn next(&mut self, store: &Store, list: &'i [u8], pos: &mut usize) -> Option<Hashed<'i>> {
+        let start = *pos + list.get(*pos..)?.iter().position(|&b| b != b' ')?;
+        let at = (list.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize).wrapping_add(start);
+        if at < self.input.len() {
+            self.sync(store, at);
+            // The scanned key, if it is the one the list has here: the list may end sooner
+            // than the scan's line (a NUL cuts a command line).
+            if let (a, Some(k)) = self.ring[self.head] {
+                let end = start + k.key.len();
+                if a == at && (end == list.len() || list.get(end) == Some(&b' ')) {
+                    self.pop();
+                    *pos = end;
+                    return Some(k);
+                }
+            }
         }
-        // Drop what was scanned before this key (keys the parser refused or skipped).
+        let len = find(b' ', &list[start..]).unwrap_or(list.len() - start);
+        *pos = start + len;
+        Some(store.hashed(&list[start..start + len]))
+    }
+
+    /// Make the key at offset `at` the front of the ring (dropping keys scanned before it, or
+    /// scanning anew from it), and top the ring up.
+    fn sync(&mut self, store: &Store, at: usize) {
         while self.len > 0 && self.ring[self.head].0 < at {
             self.pop();
         }
@@ -86,13 +106,6 @@ impl<'i> Ahead<'i> {
             self.done = false;
         }
         self.fill(store);
-        match self.ring[self.head] {
-            (a, Some(k)) if a == at && k.key.len() == key.len() => {
-                self.pop();
-                k
-            }
-            _ => store.hashed(key),
-        }
     }
 
     fn pop(&mut self) {
@@ -151,8 +164,11 @@ impl<'i> Ahead<'i> {
                     self.scan = at + len;
                     return Some((at, len));
                 }
-                let nl = find(b'\n', &self.input[end..])?;
-                self.scan = end + nl + 1;
+                // the line ends with `\r\n` or `\n` at `end` (`line_end_from`)
+                self.scan = end + if self.input.get(end) == Some(&b'\r') { 2 } else { 1 };
+                if self.scan > self.input.len() {
+                    return None;
+                }
                 self.in_list = false;
             }
             let rest = &self.input[self.scan..];
@@ -197,16 +213,47 @@ mod tests {
         let input = b"get a bb  c\r\nget d\r\ngets e f\nset x 0 0 1\r\n1\r\nget g\r\nget h\r\n";
         let keys = parsed_keys(input);
         assert_eq!(keys, [&b"a"[..], b"bb", b"c", b"d", b"e", b"f", b"g", b"h"]);
+        same_keys(&store, input, &keys);
+        // a NUL ends a command line for the parser, not for the scan
+        let input = b"get a bc\0c d\r\nget e\r\n";
+        let keys = parsed_keys(input);
+        assert_eq!(keys, [&b"a"[..], b"bc", b"e"]);
+        same_keys(&store, input, &keys);
+    }
+
+    /// The keys `next` gives for the get lines of `input` are `keys`, hashed.
+    fn same_keys(store: &Store, input: &[u8], keys: &[&[u8]]) {
         let mut ahead = Ahead::new(input);
-        for key in keys {
-            let k = ahead.hashed(&store, key);
+        let mut got = Vec::new();
+        let mut pos = 0;
+        while let ptext::Frame::Line { len, consumed } = ptext::frame(&input[pos..]) {
+            if let ptext::Command::Get { keys, .. } = ptext::parse(&input[pos..pos + len]) {
+                let mut at = 0;
+                while let Some(k) = ahead.next(store, keys, &mut at) {
+                    got.push(k);
+                }
+            }
+            pos += consumed;
+        }
+        assert_eq!(got.len(), keys.len());
+        for (k, key) in got.into_iter().zip(keys) {
+            assert_eq!(k.key.as_ptr(), key.as_ptr());
             assert_eq!(format!("{k:?}"), format!("{:?}", store.hashed(key)));
         }
-        let other = b"zz".to_vec();
-        assert_eq!(format!("{:?}", Ahead::new(input).hashed(&store, &other)), format!("{:?}", store.hashed(&other)));
+    }
+
+    #[test]
+    fn keys_outside_the_input_and_what_the_scan_saw() {
+        let store = Store::new(&StoreConfig::default(), Arc::new(Clock::new()));
+        let input = b"get a bb  c\r\nget d\r\ngets e f\nset x 0 0 1\r\n1\r\nget g\r\nget h\r\n";
+        let other = b" zz y".to_vec();
+        let (mut ahead, mut at) = (Ahead::new(input), 0);
+        assert_eq!(format!("{:?}", ahead.next(&store, &other, &mut at)), format!("{:?}", Some(store.hashed(b"zz"))));
+        assert_eq!(format!("{:?}", ahead.next(&store, &other, &mut at)), format!("{:?}", Some(store.hashed(b"y"))));
+        assert!(ahead.next(&store, &other, &mut at).is_none());
         // the scan saw the first line's other keys and the get/gets lines after it, up to the set
         let mut fresh = Ahead::new(input);
-        fresh.hashed(&store, &input[4..5]);
+        fresh.next(&store, &input[3..11], &mut 0);
         let seen: Vec<&[u8]> =
             (0..fresh.len).filter_map(|i| fresh.ring[(fresh.head + i) & (RING - 1)].1).map(|k| k.key).collect();
         assert_eq!(seen, [&b"bb"[..], b"c", b"d", b"e", b"f"]);

@@ -237,11 +237,13 @@ fn get_keys<'i>(
     ahead: &mut Ahead<'i>,
 ) -> bool {
     let store = &ctx.shared.store;
-    for key in ptext::keys(keys) {
+    let mut pos = 0;
+    while let Some(k) = ahead.next(store, keys, &mut pos) {
+        let key = k.key;
         if key.len() > KEY_MAX {
             return false;
         }
-        ctx.fetch(ahead.hashed(store, key), touch, |e| {
+        ctx.fetch(k, touch, |e| {
             encode::value_head(out, key, e.flags(), e.value().len(), cas.then(|| e.cas()));
             out.value(e, store);
             out.extend_from_slice(b"\r\n");
