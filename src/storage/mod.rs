@@ -36,7 +36,7 @@ pub(crate) mod item;
 pub(crate) mod slab;
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
@@ -296,11 +296,11 @@ impl Entry<'_> {
     }
     /// Set a new client exptime.
     pub fn set_exptime(&self, exptime: i64) {
-        self.it.set_exptime(self.store.clock.realtime(exptime))
+        self.store.set_exptime_locked(self.it, self.store.clock.realtime(exptime))
     }
     /// Set a new exptime already on the server clock (`Clock::realtime`; 0 = never).
     pub fn set_exptime_rel(&self, exptime: u32) {
-        self.it.set_exptime(exptime)
+        self.store.set_exptime_locked(self.it, exptime)
     }
     /// Count an access now: LRU second chance, FETCHED, last-access time. For callers that
     /// read with `GetOpts { bump: false, .. }` and decide afterwards.
@@ -371,6 +371,12 @@ pub struct StoreSnapshot {
 
 struct Shard {
     index: Mutex<Index>,
+    /// Some item of the stripe may have an exptime (set under the lock whenever one is given
+    /// one; cleared by the crawler, under the lock, when it finds none). The crawler passes
+    /// over a stripe without it unless a flush is pending: with 1M items that never expire,
+    /// its pass over every item every 5 s was 1.7-2.3 % of the server's CPU samples under
+    /// load, one cache miss per item.
+    expiring: AtomicBool,
     items: AtomicU64,
     bytes: AtomicU64,
 }
@@ -440,6 +446,7 @@ impl Store {
                 .map(|_| {
                     CachePadded::new(Shard {
                         index: Mutex::new(Index::new()),
+                        expiring: AtomicBool::new(false),
                         items: AtomicU64::new(0),
                         bytes: AtomicU64::new(0),
                     })
@@ -565,6 +572,14 @@ impl Store {
         Entry { it, chunk, store: self, prev_atime: it.atime(), fetched_before: it.bits() & BIT_FETCHED != 0, created }
     }
 
+    /// Give a linked item a new exptime (server clock; 0 = never). Its stripe is locked.
+    fn set_exptime_locked(&self, it: ItemPtr, exptime: u32) {
+        it.set_exptime(exptime);
+        if exptime != 0 {
+            self.shard(self.hash(it.key())).expiring.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Why `it` is not live, if it is not.
     #[inline]
     fn dead(&self, it: ItemPtr, now: u32) -> Option<Miss> {
@@ -600,6 +615,9 @@ impl Store {
         table.insert(h, r, |x| self.hash(self.slabs.ptr(x).key()));
         self.hints[self.stripe(h)].publish(table);
         it.set_state(STATE_LINKED);
+        if it.exptime() != 0 {
+            shard.expiring.store(true, Ordering::Relaxed);
+        }
         shard.items.fetch_add(1, Ordering::Relaxed);
         shard.bytes.fetch_add(it.total() as u64, Ordering::Relaxed);
         self.counters.total_items.fetch_add(1, Ordering::Relaxed);
@@ -710,7 +728,7 @@ impl Store {
         let entry = self.entry_at(r, it, created);
         let it = entry.it;
         if let Some(t) = opts.touch {
-            it.set_exptime(self.clock.realtime(t));
+            self.set_exptime_locked(it, self.clock.realtime(t));
         }
         if opts.bump {
             mark_fetched(it, now);
@@ -1475,13 +1493,23 @@ impl Store {
         let now = self.clock.now();
         let mut reclaimed = 0;
         let mut dead = Vec::new();
+        // After a flush any item may be dead; else only one with an exptime can be.
+        let flushing = self.oldest_live.load(Ordering::Relaxed) != 0;
         for shard in &self.shards[from.min(self.shards.len())..to.min(self.shards.len())] {
-            if shard.items.load(Ordering::Relaxed) == 0 {
+            if shard.items.load(Ordering::Relaxed) == 0 || !(flushing || shard.expiring.load(Ordering::Relaxed)) {
                 continue;
             }
             let mut table = shard.index.lock();
             let checked = table.len() as u64;
-            dead.extend(table.iter().filter_map(|r| Some((r, self.dead(self.slabs.ptr(r), now)?))));
+            let mut expiring = false;
+            for r in table.iter() {
+                let it = self.slabs.ptr(r);
+                match self.dead(it, now) {
+                    Some(why) => dead.push((r, why)),
+                    None => expiring |= it.exptime() != 0,
+                }
+            }
+            shard.expiring.store(expiring, Ordering::Relaxed);
             for (r, why) in dead.drain(..) {
                 let it = self.slabs.ptr(r);
                 let class = it.class() as usize;
