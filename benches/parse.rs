@@ -2,7 +2,7 @@
 //! regression points at one layer.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rustcached::protocol::text::{frame, parse, Frame};
+use rustcached::protocol::text::{encode, frame, keys, parse, Command, Frame};
 use rustcached::protocol::{binary, meta};
 
 fn bench_text(c: &mut Criterion) {
@@ -20,6 +20,19 @@ fn bench_text(c: &mut Criterion) {
             })
         });
     }
+    // A 100-key get line (mc-crusher's ascii_mget), parsed and split into its keys.
+    let line =
+        format!("get {}\r\n", (0..100).map(|i| format!("memtier-{}", 1000 + i * 7919)).collect::<Vec<_>>().join(" "));
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("multiget_100_keys", |b| {
+        b.iter(|| match frame(std::hint::black_box(line.as_bytes())) {
+            Frame::Line { len, .. } => match parse(&line.as_bytes()[..len]) {
+                Command::Get { keys: k, .. } => keys(k).map(|k| k.len()).sum::<usize>(),
+                _ => unreachable!(),
+            },
+            _ => unreachable!(),
+        })
+    });
     g.finish();
 }
 
@@ -71,11 +84,7 @@ fn bench_encode(c: &mut Criterion) {
     g.bench_function("text_value", |b| {
         b.iter(|| {
             out.clear();
-            out.extend_from_slice(b"VALUE user:1234567890 ");
-            out.extend_from_slice(itoa::Buffer::new().format(5u32).as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(itoa::Buffer::new().format(value.len()).as_bytes());
-            out.extend_from_slice(b"\r\n");
+            encode::value_head(&mut out, b"user:1234567890", 5, value.len(), None);
             out.extend_from_slice(&value);
             out.extend_from_slice(b"\r\nEND\r\n");
             std::hint::black_box(out.len())

@@ -210,7 +210,7 @@ fn error(out: &mut Vec<u8>, req: &Request<'_>, status: Status) {
 fn get(ctx: &Ctx<'_>, req: &Request<'_>, touch: Option<u32>, with_key: bool, out: &mut Out) {
     let store = &ctx.shared.store;
     let key = req.key;
-    let hit = ctx.fetch(key, touch.map(i64::from), |e| {
+    let hit = ctx.fetch(ctx.hashed(key), touch.map(i64::from), |e| {
         let k: &[u8] = if with_key { key } else { &[] };
         pb::write_hit_head(out, req.opcode_byte(), req.opaque, e.cas(), e.flags(), k, e.value().len());
         out.value(e, store);

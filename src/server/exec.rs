@@ -13,7 +13,8 @@
 
 use crate::stats::ThreadStats;
 use crate::storage::{
-    item, BlankMiss, DeltaOutcome, Entry, GetOpts, Miss, Mode, Reservation, StoreOutcome, StoreReq, STALE, TOKEN_SENT,
+    item, BlankMiss, DeltaOutcome, Entry, GetOpts, Hashed, Miss, Mode, Reservation, StoreOutcome, StoreReq, STALE,
+    TOKEN_SENT,
 };
 
 use super::Shared;
@@ -137,11 +138,17 @@ pub enum CounterFailed {
 }
 
 impl Ctx<'_> {
+    /// `key` with its hash, for `fetch` (see `server::ahead` for where else hashes come from).
+    #[inline]
+    pub fn hashed<'k>(&self, key: &'k [u8]) -> Hashed<'k> {
+        self.shared.store.hashed(key)
+    }
+
     /// One key of a retrieval (text `get`/`gets`/`gat`/`gats`, binary get/gat): look it up,
     /// touching it with `touch`, `hit` encoding the reply under the item's lock. memcached
     /// counts a gat only as a touch, a get as a get; hits per slab class; `stats detail`.
     /// (Expired and flushed finds are counted by the store, for every command that looks.)
-    pub fn fetch<R>(&self, key: &[u8], touch: Option<i64>, hit: impl FnOnce(&Entry<'_>) -> R) -> Option<R> {
+    pub fn fetch<R>(&self, key: Hashed<'_>, touch: Option<i64>, hit: impl FnOnce(&Entry<'_>) -> R) -> Option<R> {
         let opts = touch.map_or(GetOpts::GET, GetOpts::touch);
         let s = self.stats;
         if touch.is_some() {
@@ -149,8 +156,8 @@ impl Ctx<'_> {
         } else {
             s.get_cmds.inc();
         }
-        let r = self.shared.store.get(key, opts, |e| (hit(e), e.class()));
-        self.shared.detail.get(key, r.is_ok());
+        let r = self.shared.store.get_hashed(key, opts, |e| (hit(e), e.class()));
+        self.shared.detail.get(key.key, r.is_ok());
         match r {
             Ok((r, class)) => {
                 let slab = &s.slab[class as usize];

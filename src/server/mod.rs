@@ -16,6 +16,7 @@
 //! its connections until they close; every worker also reads the shared UDP sockets. Workers share only
 //! `Shared`: the store (lock-striped), the counters (per-worker, single writer) and flags.
 
+pub mod ahead;
 pub mod asciiauth;
 pub mod binary;
 pub mod conn;

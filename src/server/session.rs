@@ -14,6 +14,7 @@
 //! arrived lives in its item's chunk in slab memory (within `-m`), and replies are bounded as
 //! `out` describes.
 
+use super::ahead::Ahead;
 use super::exec::{Ctx, Value};
 use super::out::Out;
 use super::text;
@@ -206,7 +207,7 @@ impl Session {
     /// The next part of a long `get`/`gets` line: its whole keys are served (with `END` once the
     /// line ends), so such a line never has to be buffered whole. Returns the bytes consumed (0:
     /// wait for more input).
-    fn long_get_step(&mut self, rest: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> usize {
+    fn long_get_step<'i>(&mut self, rest: &'i [u8], out: &mut Out, ctx: &Ctx<'_>, ahead: &mut Ahead<'i>) -> usize {
         let nl = memchr::memchr(b'\n', rest);
         match (self.long_get, nl) {
             (Some(LongGet::Discard), Some(nl)) => {
@@ -218,7 +219,7 @@ impl Session {
                 let line = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]);
                 // A NUL ends a command line, as in `ptext::parse`.
                 let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
-                text::get_more(ctx, cas, line, true, out);
+                text::get_more(ctx, cas, line, true, out, ahead);
                 self.long_get = None;
                 nl + 1
             }
@@ -228,7 +229,7 @@ impl Session {
                     0 => rest.len(),
                     n => n,
                 };
-                if !text::get_more(ctx, cas, &rest[..cut], false, out) {
+                if !text::get_more(ctx, cas, &rest[..cut], false, out, ahead) {
                     self.long_get = Some(LongGet::Discard);
                 }
                 cut
@@ -294,6 +295,7 @@ impl Session {
     /// Returns the bytes consumed and what to do next. At most `budget` requests are served.
     pub fn process(&mut self, input: &[u8], out: &mut Out, ctx: &Ctx<'_>, mut budget: usize) -> (usize, Outcome) {
         let mut pos = 0;
+        let mut ahead = Ahead::new(input);
         loop {
             if let Some(st) = &mut self.staged {
                 pos += st.feed(&input[pos..]);
@@ -357,7 +359,7 @@ impl Session {
                     Step::Incomplete => return (pos, Outcome::Continue),
                     Step::Close(n) => return (pos + n, Outcome::Close),
                 },
-                _ if self.long_get.is_some() => match self.long_get_step(rest, out, ctx) {
+                _ if self.long_get.is_some() => match self.long_get_step(rest, out, ctx, &mut ahead) {
                     0 => return (pos, Outcome::Continue),
                     n => {
                         budget -= 1;
@@ -417,7 +419,7 @@ impl Session {
                             }
                         } else {
                             pos += consumed;
-                            match text::execute(ctx, cmd, out) {
+                            match text::execute(ctx, cmd, out, &mut ahead) {
                                 Action::Continue => {}
                                 Action::Close => return (pos, Outcome::Close),
                                 Action::Dump(classes) => self.dump = Some(Box::new(super::dump::Dump::new(classes))),

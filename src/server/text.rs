@@ -8,6 +8,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::ahead::Ahead;
 use super::exec::{Ctx, DeleteOpts, Deleted, Dialect, Value};
 use super::out::Out;
 use super::report;
@@ -84,14 +85,14 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, terminated: boo
     put(out, sc.noreply, r);
 }
 
-/// Every other command.
-pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
+/// Every other command (`ahead`: the lookahead over the input `cmd` was parsed from).
+pub fn execute<'i>(ctx: &Ctx<'_>, cmd: Command<'i>, out: &mut Out, ahead: &mut Ahead<'i>) -> Action {
     let sh = ctx.shared;
     let store = &sh.store;
     match cmd {
         Command::Get { cas, touch, keys } => {
             if !super::discovery::legacy_get(ctx, cas, touch.is_some(), keys, out) {
-                get(ctx, cas, touch, keys, out)
+                get(ctx, cas, touch, keys, out, ahead)
             }
         }
         Command::Store(_) => unreachable!("storage commands are handled with their data"),
@@ -199,9 +200,9 @@ pub fn execute(ctx: &Ctx<'_>, cmd: Command<'_>, out: &mut Out) -> Action {
     Action::Continue
 }
 
-fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out) {
+fn get<'i>(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &'i [u8], out: &mut Out, ahead: &mut Ahead<'i>) {
     let start = out.len();
-    if get_keys(ctx, cas, touch, keys, out) {
+    if get_keys(ctx, cas, touch, keys, out, ahead) {
         out.extend_from_slice(reply::END);
     } else {
         out.truncate(start);
@@ -214,8 +215,15 @@ fn get(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out)
 /// `CLIENT_ERROR bad command line format` at once: the caller discards the rest of the line.
 /// (memcached buffers such a line whole and then answers only the error; values of the keys
 /// before the bad one have been sent here already.)
-pub fn get_more(ctx: &Ctx<'_>, cas: bool, keys: &[u8], last: bool, out: &mut Out) -> bool {
-    let ok = get_keys(ctx, cas, None, keys, out);
+pub fn get_more<'i>(
+    ctx: &Ctx<'_>,
+    cas: bool,
+    keys: &'i [u8],
+    last: bool,
+    out: &mut Out,
+    ahead: &mut Ahead<'i>,
+) -> bool {
+    let ok = get_keys(ctx, cas, None, keys, out, ahead);
     if !ok {
         out.extend_from_slice(reply::BAD_FORMAT);
     } else if last {
@@ -225,13 +233,22 @@ pub fn get_more(ctx: &Ctx<'_>, cas: bool, keys: &[u8], last: bool, out: &mut Out
 }
 
 /// The values of `keys`; false at the first key over `KEY_MAX` (the keys before it were served).
-fn get_keys(ctx: &Ctx<'_>, cas: bool, touch: Option<i64>, keys: &[u8], out: &mut Out) -> bool {
+fn get_keys<'i>(
+    ctx: &Ctx<'_>,
+    cas: bool,
+    touch: Option<i64>,
+    keys: &'i [u8],
+    out: &mut Out,
+    ahead: &mut Ahead<'i>,
+) -> bool {
     let store = &ctx.shared.store;
-    for key in ptext::keys(keys) {
+    let mut pos = 0;
+    while let Some(k) = ahead.next(store, keys, &mut pos) {
+        let key = k.key;
         if key.len() > KEY_MAX {
             return false;
         }
-        ctx.fetch(key, touch, |e| {
+        ctx.fetch(k, touch, |e| {
             encode::value_head(out, key, e.flags(), e.value().len(), cas.then(|| e.cas()));
             out.value(e, store);
             out.extend_from_slice(b"\r\n");

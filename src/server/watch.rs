@@ -25,7 +25,7 @@ use super::conn::Stream;
 use super::exec::Ctx;
 use super::session::Action;
 use super::{ConnInfo, Shared};
-use crate::storage::events::Events;
+use crate::storage::events::{Events, Switch};
 use crate::storage::{Mode, StoreOutcome};
 
 /// Kinds of lines a watcher asks for (memcached's `LOG_*` flags).
@@ -92,6 +92,9 @@ pub struct Watchers {
     pub skipped: AtomicU64,
     /// Set when the writer starts: what it needs to close a watcher as a worker would.
     writer: OnceLock<Weak<Shared>>,
+    /// The store's switch for its lookup, store and eviction hooks (`Events::attach`): on
+    /// while a watcher wants fetchers, mutations or evictions.
+    store_switch: OnceLock<Arc<Switch>>,
     wake: (StdMutex<bool>, Condvar),
 }
 
@@ -106,6 +109,7 @@ impl Watchers {
             sent: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             writer: OnceLock::new(),
+            store_switch: OnceLock::new(),
             wake: (StdMutex::new(false), Condvar::new()),
         }
     }
@@ -121,7 +125,11 @@ impl Watchers {
     }
 
     fn recompute(&self, list: &[Watcher]) {
-        self.active.store(list.iter().fold(0, |a, w| a | w.kinds), Ordering::Relaxed);
+        let active = list.iter().fold(0, |a, w| a | w.kinds);
+        self.active.store(active, Ordering::Relaxed);
+        if let Some(s) = self.store_switch.get() {
+            s.set(active & (FETCHERS | MUTATIONS | EVICTIONS) != 0);
+        }
     }
 
     /// Queue one line (`type=...` onwards) for every watcher of `kind`.
@@ -298,9 +306,10 @@ fn uri(key: &[u8]) -> String {
 }
 
 impl Events for Watchers {
-    #[inline]
-    fn on(&self) -> bool {
-        self.active.load(Ordering::Relaxed) & (FETCHERS | MUTATIONS | EVICTIONS) != 0
+    fn attach(&self, switch: Arc<Switch>) {
+        if self.store_switch.set(switch).is_ok() {
+            self.recompute(&self.list.lock());
+        }
     }
 
     fn fetched(&self, key: &[u8], found: Option<(u8, usize)>) {

@@ -142,6 +142,12 @@ impl ItemPtr {
         self.write_u32(OFF_VLEN, value_len as u32);
     }
 
+    /// The chunk's address (for prefetching; never dereferenced as such).
+    #[inline]
+    pub(super) fn addr(self) -> *const u8 {
+        self.0.as_ptr()
+    }
+
     /// Chunk state (FREE / RESERVED / LINKED).
     #[inline]
     pub(super) fn state(self) -> u8 {

@@ -114,6 +114,32 @@ fn crawler_reclaims_expired_items() {
 }
 
 #[test]
+fn crawler_passes_over_stripes_without_an_exptime_unless_flushed() {
+    let s = store_with(8, true);
+    for i in 0..100 {
+        set(&s, format!("k{i}").as_bytes(), b"v");
+    }
+    let checked = || s.counters.crawler_items_checked.load(Ordering::Relaxed);
+    assert_eq!(s.crawl(0, s.shard_count()), 0);
+    assert_eq!(checked(), 0, "no item has an exptime: nothing to look at");
+    // an exptime given later (touch, gat, meta T) is seen by the next pass
+    s.touch(b"k1", 5).unwrap();
+    s.get(b"k2", GetOpts::touch(5), |_| ()).unwrap();
+    s.get(b"k3", GetOpts { bump: false, touch: None }, |e| e.set_exptime(5)).unwrap();
+    s.clock().advance(6);
+    assert_eq!(s.crawl(0, s.shard_count()), 3);
+    assert!(checked() >= 3);
+    let before = checked();
+    assert_eq!(s.crawl(0, s.shard_count()), 0);
+    assert_eq!(checked(), before, "the stripes hold no exptime any more");
+    // a flush makes every item a candidate
+    s.flush_all(0);
+    s.clock().advance(1);
+    assert_eq!(s.crawl(0, s.shard_count()), 97);
+    assert_eq!(s.snapshot().curr_items, 0);
+}
+
+#[test]
 fn flush_all_now_and_delayed() {
     let s = store_with(8, true);
     set(&s, b"a", b"1");
