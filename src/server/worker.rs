@@ -502,7 +502,7 @@ impl Worker {
             requeue(&mut self.ready, &mut conn, t);
         }
         if let Outcome::Watch(kinds) = outcome {
-            if !conn.closing && conn.output_done() {
+            if !conn.closing {
                 self.hand_to_watch(conn, t, kinds);
                 return;
             }
@@ -512,12 +512,15 @@ impl Worker {
 
     /// `watch`: the connection leaves this worker for the watch writer, as memcached hands a
     /// watcher to its logger thread (still counted in `curr_connections` and `stats conns`).
+    /// Replies the socket has not taken yet go first.
     fn hand_to_watch(&mut self, mut conn: Conn, t: usize, kinds: u8) {
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        let mut unsent = Vec::new();
+        let _ = conn.wbuf.write_to(&mut unsent); // into memory: takes everything
         let stream = std::mem::replace(&mut conn.stream, Stream::Datagram);
         self.shared.handoff.done(self.id);
         self.free.push(t);
-        super::watch::adopt(&self.shared, stream, conn.fd, conn.info.clone(), kinds);
+        super::watch::adopt(&self.shared, stream, conn.fd, conn.info.clone(), kinds, unsent);
     }
 
     /// Write pending output after a writable event; resume reading if it drained.
