@@ -124,6 +124,10 @@ fn watch_replies_and_stats_as_memcached() {
         std::thread::sleep(Duration::from_millis(1200));
         assert_eq!(stats(&mut s, "")["log_watchers"], "0", "{name}: a closed watcher is forgotten");
     }
+    for (_, srv) in servers(&[]) {
+        // replies to commands before `watch` in the same batch come first
+        expect(&mut srv.connect(), b"get x\r\nwatch\r\n", b"END\r\nOK\r\n");
+    }
     for (name, srv) in servers(&["-W"]) {
         expect(&mut srv.connect(), b"watch\r\n", b"CLIENT_ERROR watch commands not allowed\r\n");
         eprintln!("{name}: ok");

@@ -174,10 +174,12 @@ impl Watchers {
     }
 
     /// Take over a connection that asked to watch `kinds`; its first line is `OK`.
-    fn adopt(&self, shared: &Arc<Shared>, stream: Stream, fd: i32, info: Arc<ConnInfo>, kinds: u8) {
+    fn adopt(&self, shared: &Arc<Shared>, stream: Stream, fd: i32, info: Arc<ConnInfo>, kinds: u8, unsent: Vec<u8>) {
         info.state.watching();
+        let mut pending = unsent;
+        pending.extend_from_slice(b"OK\r\n");
         let mut list = self.list.lock();
-        list.push(Watcher { stream, fd, info, kinds, pending: b"OK\r\n".to_vec(), skipped: 0 });
+        list.push(Watcher { stream, fd, info, kinds, pending, skipped: 0 });
         self.recompute(&list);
         drop(list);
         self.writer.get_or_init(|| {
@@ -407,9 +409,10 @@ pub fn command(ctx: &Ctx<'_>, args: &[&[u8]], nargs: usize, out: &mut Vec<u8>) -
 }
 
 /// The worker hands over connection `fd` whose `watch` asked for `kinds` (it serves it no
-/// more; the connection stays counted and listed in `stats conns` as `conn_watch`).
-pub fn adopt(shared: &Arc<Shared>, stream: Stream, fd: i32, info: Arc<ConnInfo>, kinds: u8) {
-    shared.watch.adopt(shared, stream, fd, info, kinds);
+/// more; the connection stays counted and listed in `stats conns` as `conn_watch`), with the
+/// replies to earlier commands its socket has not taken yet (`unsent`, sent before `OK`).
+pub fn adopt(shared: &Arc<Shared>, stream: Stream, fd: i32, info: Arc<ConnInfo>, kinds: u8, unsent: Vec<u8>) {
+    shared.watch.adopt(shared, stream, fd, info, kinds, unsent);
 }
 
 fn peer(addr: &str) -> (&str, &str, &str) {

@@ -508,7 +508,7 @@ impl Worker {
             requeue(&mut self.ready, &mut conn, t);
         }
         if let Outcome::Watch(kinds) = outcome {
-            if !conn.closing && conn.output_done() {
+            if !conn.closing {
                 self.hand_to_watch(conn, t, kinds);
                 return;
             }
@@ -518,12 +518,15 @@ impl Worker {
 
     /// `watch`: the connection leaves this worker for the watch writer, as memcached hands a
     /// watcher to its logger thread (still counted in `curr_connections` and `stats conns`).
+    /// Replies the socket has not taken yet go first.
     fn hand_to_watch(&mut self, conn: Conn, t: usize, kinds: u8) {
-        let Conn { mut stream, fd, info, .. } = conn;
+        let Conn { mut stream, fd, info, mut wbuf, .. } = conn;
         let _ = self.poll.registry().deregister(&mut stream);
+        let mut unsent = Vec::new();
+        let _ = wbuf.write_to(&mut unsent); // into memory: takes everything
         self.shared.handoff.done(self.id);
         self.free.push(t);
-        super::watch::adopt(&self.shared, stream, fd, info, kinds);
+        super::watch::adopt(&self.shared, stream, fd, info, kinds, unsent);
     }
 
     /// Write pending output after a writable event; resume reading if it drained.
