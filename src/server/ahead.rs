@@ -28,18 +28,17 @@ const ITEM_AHEAD: usize = 4;
 /// Ring size: room for the front key and `BUCKET_AHEAD` more, a power of two.
 const RING: usize = (BUCKET_AHEAD + 1).next_power_of_two();
 
-/// A scanned key: its offset in the input, and the key with its hash.
-type Scanned<'i> = (usize, Option<Hashed<'i>>);
-
 /// The lookahead over one input buffer (see the module docs).
 pub struct Ahead<'i> {
     input: &'i [u8],
-    ring: [Scanned<'i>; RING],
-    /// `ring[head]` is the next key expected; `len` are queued.
+    /// The queued keys with their hashes, and their offsets in the input, at ring positions
+    /// `head..tail` (counting up; slot `position % RING`).
+    keys: [Hashed<'i>; RING],
+    at: [usize; RING],
+    /// `head`: the next key expected; `item`: the next key whose item is to be prefetched.
     head: usize,
-    len: usize,
-    /// Queued keys whose item has been prefetched, counted from `head`.
-    items: usize,
+    tail: usize,
+    item: usize,
     /// Where the scan goes on: inside a key list ending at `line_end` (`in_list`), or at the
     /// start of a line.
     scan: usize,
@@ -54,10 +53,11 @@ impl<'i> Ahead<'i> {
     pub fn new(input: &'i [u8]) -> Ahead<'i> {
         Ahead {
             input,
-            ring: [(0, None); RING],
+            keys: [Hashed::default(); RING],
+            at: [0; RING],
             head: 0,
-            len: 0,
-            items: 0,
+            tail: 0,
+            item: 0,
             scan: 0,
             line_end: 0,
             in_list: false,
@@ -76,13 +76,15 @@ impl<'i> Ahead<'i> {
             self.sync(store, at);
             // The scanned key, if it is the one the list has here: the list may end sooner
             // than the scan's line (a NUL cuts a command line).
-            if let (a, Some(k)) = self.ring[self.head] {
-                let end = start + k.key.len();
-                if a == at && (end == list.len() || list.get(end) == Some(&b' ')) {
-                    self.pop();
-                    *pos = end;
-                    return Some(k);
-                }
+            let k = self.keys[self.head % RING];
+            let end = start + k.key.len();
+            if self.head < self.tail
+                && self.at[self.head % RING] == at
+                && (end == list.len() || list.get(end) == Some(&b' '))
+            {
+                self.head += 1;
+                *pos = end;
+                return Some(k);
             }
         }
         let len = find(b' ', &list[start..]).unwrap_or(list.len() - start);
@@ -91,51 +93,37 @@ impl<'i> Ahead<'i> {
     }
 
     /// Make the key at offset `at` the front of the ring (dropping keys scanned before it, or
-    /// scanning anew from it), and top the ring up.
+    /// scanning anew from it), then queue keys up to `BUCKET_AHEAD` past the front, prefetching
+    /// their buckets, and prefetch the items of those up to `ITEM_AHEAD` past it. The front key
+    /// is looked up at once: a prefetch would not be ahead of anything.
     fn sync(&mut self, store: &Store, at: usize) {
-        while self.len > 0 && self.ring[self.head].0 < at {
-            self.pop();
+        while self.head < self.tail && self.at[self.head % RING] < at {
+            self.head += 1;
         }
-        if self.len == 0 || self.ring[self.head].0 != at {
+        if self.head == self.tail || self.at[self.head % RING] != at {
             // Not scanned: (re)start the scan at this key, inside its key list.
-            self.len = 0;
-            self.items = 0;
+            self.head = self.tail;
             self.scan = at;
             self.line_end = self.line_end_from(at);
             self.in_list = true;
             self.done = false;
         }
-        self.fill(store);
-    }
-
-    fn pop(&mut self) {
-        self.head = (self.head + 1) & (RING - 1);
-        self.len -= 1;
-        self.items = self.items.saturating_sub(1);
-    }
-
-    /// Queue keys up to `BUCKET_AHEAD` past the front, prefetching their buckets, and
-    /// prefetch the items of the queued keys up to `ITEM_AHEAD` past it. The front key is
-    /// looked up at once: a prefetch would not be ahead of anything.
-    fn fill(&mut self, store: &Store) {
-        while self.len <= BUCKET_AHEAD && !self.done {
+        while self.tail - self.head <= BUCKET_AHEAD && !self.done {
             let Some((at, len)) = self.next_key() else {
                 self.done = true;
                 break;
             };
             let k = store.hashed(&self.input[at..at + len]);
-            if self.len > 0 {
+            if self.tail > self.head {
                 store.prefetch_bucket(&k);
             }
-            self.ring[(self.head + self.len) & (RING - 1)] = (at, Some(k));
-            self.len += 1;
+            (self.keys[self.tail % RING], self.at[self.tail % RING]) = (k, at);
+            self.tail += 1;
         }
-        self.items = self.items.max(1);
-        while self.items < self.len.min(ITEM_AHEAD + 1) {
-            if let (_, Some(k)) = &self.ring[(self.head + self.items) & (RING - 1)] {
-                store.prefetch_item(k);
-            }
-            self.items += 1;
+        self.item = self.item.max(self.head + 1);
+        while self.item < self.tail.min(self.head + ITEM_AHEAD + 1) {
+            store.prefetch_item(&self.keys[self.item % RING]);
+            self.item += 1;
         }
     }
 
@@ -254,8 +242,7 @@ mod tests {
         // the scan saw the first line's other keys and the get/gets lines after it, up to the set
         let mut fresh = Ahead::new(input);
         fresh.next(&store, &input[3..11], &mut 0);
-        let seen: Vec<&[u8]> =
-            (0..fresh.len).filter_map(|i| fresh.ring[(fresh.head + i) & (RING - 1)].1).map(|k| k.key).collect();
+        let seen: Vec<&[u8]> = (fresh.head..fresh.tail).map(|i| fresh.keys[i % RING].key).collect();
         assert_eq!(seen, [&b"bb"[..], b"c", b"d", b"e", b"f"]);
     }
 }

@@ -228,7 +228,7 @@ impl GetOpts {
 
 /// A key and its hash (`Store::hashed`): hashed once for the prefetches of a batch of lookups
 /// and the lookup itself.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Hashed<'k> {
     pub key: &'k [u8],
     h: u64,
