@@ -4,7 +4,7 @@
 # on core 1; `perf record -e cpu-clock` samples the server (kernel included) for DUR seconds
 # and the top symbols are printed, with server CPU per request over the same window.
 #   MC_CRUSHER=/path/to/mc-crusher MEMTIER=/path/to/memtier_benchmark bash benches/profile.sh
-#   ONLY=gets|mget  DUR=5  TOP=30  BIN=/path/to/rustcached (another build)
+#   ONLY=gets|mget  DUR=5  TOP=30  BIN=/path/to/rustcached (another build)  MISSES=1 (no prefill)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MC_CRUSHER=${MC_CRUSHER:-$(command -v mc-crusher || echo /work/tools/mc-crusher/mc-crusher)}
@@ -24,9 +24,13 @@ taskset -c 0 "$BIN" -p "$PORT" -t 2 -m 1024 -c 4096 -U 0 -l 127.0.0.1 "${U[@]}" 
 trap 'kill $SRV $GEN 2>/dev/null || true; rm -rf "$TMP"' EXIT
 GEN=''
 for _ in $(seq 50); do grep -q ":$(printf %04X "$PORT") 00000000:0000 0A" /proc/net/tcp && break; sleep 0.1; done
-taskset -c 1 "$MEMTIER" -s 127.0.0.1 -p "$PORT" -P memcache_text -t 1 -c 8 --pipeline 64 --ratio 1:0 \
-  --key-pattern P:P --key-minimum 1 --key-maximum "$KEYS" --requests allkeys --data-size-range 32-100 \
-  --hide-histogram >"$TMP/fill.out" 2>&1
+# MISSES=1: no prefill, every get misses: the floor of parsing, counting and answering
+# (`END`) with the same system calls, what a server doing no storage work would cost.
+if [ -z "${MISSES:-}" ]; then
+  taskset -c 1 "$MEMTIER" -s 127.0.0.1 -p "$PORT" -P memcache_text -t 1 -c 8 --pipeline 64 --ratio 1:0 \
+    --key-pattern P:P --key-minimum 1 --key-maximum "$KEYS" --requests allkeys --data-size-range 32-100 \
+    --hide-histogram >"$TMP/fill.out" 2>&1
+fi
 HZ=$(getconf CLK_TCK)
 # The server's system calls per key, counted over the same window.
 SYSCALLS=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sched_yield
