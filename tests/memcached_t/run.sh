@@ -15,11 +15,13 @@ bin="${RUSTCACHED_BIN:-$here/target/debug/rustcached}"
 [ -x "$bin" ] || bin="${CARGO_TARGET_DIR:-$here/target}/debug/rustcached"
 [ -x "$bin" ] || { echo "build rustcached first (cargo build)" >&2; exit 1; }
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'pkill -f "$work/memcached-debug" 2>/dev/null || true; rm -rf "$work"' EXIT
 cp -r "$MEMCACHED_SRC/t" "$work/t"
 ln -s "$bin" "$work/memcached-debug"
 ln -s "$bin" "$work/memcached"
-printf '#!/bin/sh\nt=$1; shift; exec timeout "$t" "$@"\n' > "$work/timedrun"
+# The server's output goes to a log, not to the test's stdout: a server left running (a test
+# that signals `timedrun` too early) must not keep prove waiting for the end of that pipe.
+printf '#!/bin/sh\nt=$1; shift; exec timeout "$t" "$@" >>%s/servers.log 2>&1\n' "$work" > "$work/timedrun"
 chmod +x "$work/timedrun"
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(stats-detail stats-conns issue_61 issue_67 stats watcher)
