@@ -919,7 +919,11 @@ impl Store {
         let victim = per_class
             .iter()
             .enumerate()
-            .filter(|&(c, &n)| c != dst as usize && n > 0)
+            // A class keeps its last page (as `slabs reassign` needs two): taking it would
+            // evict every item of that class for one item of another, and when the other's
+            // pages are all held by values still arriving, a stream of failing reservations
+            // would empty the small classes one after the other.
+            .filter(|&(c, &n)| c != dst as usize && n >= 2)
             .max_by_key(|&(_, &n)| n)
             .map(|(c, _)| c as u8);
         let Some(victim) = victim else {

@@ -446,3 +446,22 @@ fn automove_leaves_a_steady_mix_alone_and_does_nothing_with_evictions_off() {
         assert_eq!(s.automove(&mut am), None);
     }
 }
+
+#[test]
+fn a_class_keeps_its_last_page_when_another_class_starves() {
+    // Every page held by values still arriving (reservations cannot be evicted): a small
+    // item still gets its class's first page, and later large reservations that fail must
+    // not take that page (and the item) away. The hostile 10,000-stalled-sets test lost its
+    // probe item this way when the stalled headers were still arriving during the probe.
+    let s = Arc::new(store_with(4, true));
+    let mut held = Vec::new();
+    while let Ok(r) = s.reserve(b"stalled", 100_000, 0) {
+        held.push(r);
+        assert!(held.len() < 100, "the budget holds");
+    }
+    assert!(matches!(set(&s, b"probe", b"hello"), StoreOutcome::Stored { .. }));
+    for _ in 0..10 {
+        assert_eq!(s.reserve(b"stalled", 100_000, 0).err(), Some(StoreOutcome::NoMemory));
+        assert_eq!(get(&s, b"probe").as_deref(), Some(&b"hello"[..]));
+    }
+}

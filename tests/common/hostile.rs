@@ -58,7 +58,15 @@ fn ask(s: &mut TcpStream, req: &[u8], want: &[u8]) -> bool {
         return false;
     }
     let mut got = vec![0; want.len()];
-    s.read_exact(&mut got).is_ok() && got == want
+    let read = s.read_exact(&mut got);
+    if read.is_ok() && got == want {
+        return true;
+    }
+    // What came instead: the first bytes that differ, for the failure's message.
+    let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
+    let show = |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(40)..(at + 40).min(b.len())]).into_owned();
+    eprintln!("probe: {read:?}; at byte {at} got {:?}, wanted {:?}", show(&got), show(want));
+    false
 }
 
 fn value(n: usize, seed: usize) -> Vec<u8> {
