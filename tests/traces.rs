@@ -164,3 +164,113 @@ fn dash_vv_prints_the_slab_classes() {
         assert!(c.iter().all(|&(_, size, per)| per == (1 << 20) / size), "{bin}: {c:?}");
     }
 }
+
+/// Binary requests of a `-vv` session, each followed by a pause for its replies; the value of
+/// the `split` request arrives in a second write. memcached's handlers print their own lines
+/// (`<fd GET k`, `Deleting k`, `incr k 1, 0, -1`, `Value len is 1`), so every kind is here:
+/// hits and misses, quiet variants, a stats dump (not dumped per packet), an error reply, a
+/// value too large (its reply held until the body is swallowed), a value large enough to be
+/// sent from the item, and a malformed request that closes the connection.
+fn binary_session() -> Vec<(Vec<u8>, Option<usize>)> {
+    use common::binary_request as req;
+    let store = |flags: u32| [flags.to_be_bytes(), 0u32.to_be_bytes()].concat();
+    let arith = |d: u64, i: u64, e: u32| [&d.to_be_bytes()[..], &i.to_be_bytes(), &e.to_be_bytes()].concat();
+    let exp = 100u32.to_be_bytes();
+    let big = vec![b'b'; 20_000];
+    let huge = vec![b'h'; 2_000_000];
+    let split = req(0x01, 30, &store(0), b"s", b"two writes");
+    vec![
+        (req(0x01, 1, &store(5), b"k", b"hello"), None),
+        (req(0x00, 2, &[], b"k", &[]), None),
+        (req(0x00, 3, &[], b"nope", &[]), None),
+        (req(0x0c, 4, &[], b"k", &[]), None),
+        (req(0x02, 5, &store(0), b"k", b"x"), None),
+        (req(0x03, 6, &store(0), b"k", b"y"), None),
+        (req(0x0e, 7, &[], b"k", b"z"), None),
+        (req(0x0f, 8, &[], b"missing", b"z"), None),
+        (req(0x05, 9, &arith(1, 10, 0), b"n", &[]), None),
+        (req(0x05, 10, &arith(5, 10, 0), b"n", &[]), None),
+        (req(0x06, 11, &arith(1, 0, 0xffff_ffff), b"k", &[]), None),
+        (req(0x1c, 12, &exp, b"k", &[]), None),
+        (req(0x1d, 13, &exp, b"k", &[]), None),
+        (req(0x1e, 14, &exp, b"nope", &[]), None),
+        (req(0x11, 15, &store(0), b"q", b"quiet"), None),
+        (req(0x09, 16, &[], b"nope", &[]), None),
+        (req(0x0d, 17, &[], b"q", &[]), None),
+        (req(0x10, 18, &[], &[], &[]), None),
+        (req(0x14, 19, &[], b"q", &[]), None),
+        (req(0x14, 20, &[], b"q", &[]), None),
+        (req(0x04, 21, &[], b"q", &[]), None),
+        (req(0x0a, 22, &[], &[], &[]), None),
+        (req(0x0b, 23, &[], &[], &[]), None),
+        (req(0x55, 24, &[], &[], &[]), None),
+        (req(0x01, 25, &store(0), b"big", &big), None),
+        (req(0x0c, 26, &[], b"big", &[]), None),
+        (req(0x01, 27, &store(0), b"huge", &huge), None),
+        (req(0x08, 28, &[], &[], &[]), None),
+        (split, Some(24 + 8 + 1 + 3)),
+        (req(0x00, 31, &[], &[b'x'; 300], &[]), None),
+    ]
+}
+
+/// The `-vv` lines of one server for `binary_session`, from the connection's first line to
+/// its last, descriptors renamed.
+fn binary_traces(bin: &str) -> Vec<String> {
+    let err = vv_stderr(bin, false, |port, _| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let mut sink = vec![0u8; 1 << 16];
+        let mut drain = |s: &mut std::net::TcpStream| while matches!(s.read(&mut sink), Ok(n) if n > 0) {};
+        for (req, split) in binary_session() {
+            let (first, rest) = req.split_at(split.unwrap_or(req.len()));
+            std::io::Write::write_all(&mut s, first).unwrap();
+            if !rest.is_empty() {
+                std::thread::sleep(Duration::from_millis(50));
+                drain(&mut s);
+                std::io::Write::write_all(&mut s, rest).unwrap();
+            }
+            drain(&mut s);
+        }
+    });
+    // (our own log lines, such as the startup summary, are `[LEVEL]`-prefixed and may come
+    // from another thread at any point)
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with('[') && !l.contains("send buffer was")).collect();
+    let start = lines.iter().position(|l| l.ends_with("client connection")).expect("a connection line");
+    let fd = lines[start][1..].split(' ').next().unwrap().to_string();
+    let closed = format!("<{fd} connection closed.");
+    let end = lines[start..].iter().position(|l| *l == closed).expect("the connection closed") + 1;
+    lines[start..start + end]
+        .iter()
+        .map(|l| {
+            let l = l.replacen(&format!("<{fd} "), "<fd ", 1).replacen(&format!(">{fd} "), ">fd ", 1);
+            let l = l.replacen(&format!("{fd}: "), "fd: ", 1);
+            match l.strip_suffix(&format!("close connection {fd}")) {
+                Some(head) => format!("{head}close connection fd"),
+                None => l,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn dash_vv_traces_binary_requests_as_memcached() {
+    let ours = binary_traces(common::rustcached_bin());
+    for want in [
+        "fd: Client using the binary protocol",
+        "<fd Read binary protocol data:",
+        "<fd SET k Value len is 5",
+        ">fd Writing an error: Not found",
+        ">fd Writing bin response:",
+        "Deleting q",
+        "incr k 1, 0, -1",
+        "<fd STATS ",
+        "Protocol error (opcode 00), close connection fd",
+    ] {
+        assert!(ours.iter().any(|l| l == want), "{want:?} missing in {ours:#?}");
+    }
+    let theirs = binary_traces(common::memcached_bin());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "line {i}: rustcached's, then memcached's; before it: {:#?}", &ours[i.saturating_sub(12)..i]);
+    }
+    assert_eq!(ours.len(), theirs.len(), "rustcached's {ours:#?}, memcached's {theirs:#?}");
+}

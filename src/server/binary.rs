@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::exec::{CounterFailed, Ctx, DeleteOpts, Deleted, Dialect, Value};
+use super::exec::{Ctx, DeleteOpts, Deleted, Dialect, Value};
 use super::out::Out;
 use super::report::{self, Pairs};
 use super::sasl;
@@ -31,6 +31,10 @@ pub struct State {
     skip: usize,
     /// The reply to that request: memcached sends it only once the bytes are discarded.
     pending: Vec<u8>,
+    /// The current request's header has been traced (`-vv`).
+    traced: bool,
+    /// The current request closes the connection as malformed: (magic, opcode), for `-v`.
+    malformed: Option<(u8, u8)>,
 }
 
 /// Handle one binary request (or one piece of a body being discarded) at the start of `input`.
@@ -44,8 +48,28 @@ pub fn step(session: &mut Session, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -
         }
         return Step::Done(n);
     }
+    // -vv: memcached dumps a header as soon as it has read one, and each response as it is
+    // queued (the reply to a refused body when it is decided: `skip_then_reply`).
+    if !st.traced && input.len() >= pb::HEADER_LEN {
+        st.traced = true;
+        super::trace::binary_header(ctx, &input[..pb::HEADER_LEN]);
+    }
+    let mark = out.len();
+    let step = request(session, input, out, ctx);
+    if !matches!(step, Step::Incomplete) {
+        session.binary.traced = false;
+        super::trace::binary_replies(ctx, out, mark);
+        if let Some((magic, opcode)) = session.binary.malformed.take() {
+            super::trace::binary_bad_request(ctx, magic, opcode);
+        }
+    }
+    step
+}
+
+/// `step` for a request whose header has been traced.
+fn request(session: &mut Session, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -> Step {
     let sh = ctx.shared;
-    if sh.config.sasl && !st.authenticated {
+    if sh.config.sasl && !session.binary.authenticated {
         if let Some(s) = refuse_unauthenticated(session, input, out) {
             return s;
         }
@@ -58,6 +82,7 @@ pub fn step(session: &mut Session, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -
         Frame::Incomplete { need } => match pb::store_head(input, &limits) {
             // A storage request whose value is still arriving: receive it into its item.
             Some(head) => {
+                super::trace::binary_request(ctx, &input[..head.head_len]);
                 let sh = StoreHead {
                     kind: StagedKind::Binary,
                     key: head.key,
@@ -73,7 +98,7 @@ pub fn step(session: &mut Session, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -
                         ctx.refuse_store(Dialect::Binary, sent_set(&req), req.key, failed);
                         let mut reply = Vec::new();
                         unstored(&req, failed, &mut reply);
-                        skip_then_reply(session, input.len(), head.total, reply, out)
+                        skip_then_reply(session, ctx, input.len(), head.total, reply, out)
                     }
                 }
             }
@@ -84,6 +109,7 @@ pub fn step(session: &mut Session, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -
         },
         Frame::Request(req, n) => {
             session.need = 0;
+            super::trace::binary_request(ctx, &input[..n]);
             if execute(session, ctx, &req, out) {
                 Step::Close(n)
             } else {
@@ -92,32 +118,42 @@ pub fn step(session: &mut Session, input: &[u8], out: &mut Out, ctx: &Ctx<'_>) -
         }
         Frame::TooLarge { opcode, opaque, key, skip } => {
             session.need = 0;
+            super::trace::binary_request(ctx, input);
             ctx.refuse_store(Dialect::Binary, opcode.base() == Opcode::Set, key, StoreOutcome::TooLarge);
             let mut reply = Vec::new();
             pb::write_error(&mut reply, opcode.as_u8(), Status::TooLarge, opaque);
-            skip_then_reply(session, input.len(), skip, reply, out)
+            skip_then_reply(session, ctx, input.len(), skip, reply, out)
         }
         Frame::Invalid(inv) => {
             session.need = 0;
             if inv.close {
                 super::watch::bad_input(ctx);
+                session.binary.malformed = Some((input[0], inv.opcode));
                 inv.write_reply(out);
                 return Step::Close(input.len());
             }
             let mut reply = Vec::new();
             inv.write_reply(&mut reply);
-            skip_then_reply(session, input.len(), inv.skip, reply, out)
+            skip_then_reply(session, ctx, input.len(), inv.skip, reply, out)
         }
     }
 }
 
 /// Discard `skip` bytes from the start of the frame (`have` of them are buffered), then send
 /// `reply`: at once if everything is here, else when the last byte has been read.
-fn skip_then_reply(session: &mut Session, have: usize, skip: usize, mut reply: Vec<u8>, out: &mut Vec<u8>) -> Step {
+fn skip_then_reply(
+    session: &mut Session,
+    ctx: &Ctx<'_>,
+    have: usize,
+    skip: usize,
+    mut reply: Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Step {
     if have >= skip {
         out.append(&mut reply);
         return Step::Done(skip);
     }
+    super::trace::binary_held_reply(ctx, &reply);
     session.binary.skip = skip - have;
     session.binary.pending = reply;
     Step::Done(have)
@@ -254,7 +290,9 @@ pub fn finish_staged(ctx: &Ctx<'_>, st: Staged, out: &mut Out) {
         Command::Prepend => (Mode::Prepend, 0, 0),
         _ => unreachable!("a staged binary head is a storage request"),
     };
+    let mark = out.len();
     store(ctx, &req, mode, flags, exptime, Value::Staged(st.res), out);
+    super::trace::binary_replies(ctx, out, mark);
 }
 
 fn store(ctx: &Ctx<'_>, req: &Request<'_>, mode: Mode, flags: u32, exptime: u32, value: Value<'_>, out: &mut Vec<u8>) {
@@ -302,29 +340,20 @@ fn delete(ctx: &Ctx<'_>, req: &Request<'_>, out: &mut Vec<u8>) {
 #[allow(clippy::too_many_arguments)]
 fn arith(ctx: &Ctx<'_>, req: &Request<'_>, incr: bool, delta: u64, initial: u64, exptime: u32, out: &mut Vec<u8>) {
     let (op, opaque) = (req.opcode_byte(), req.opaque);
-    let r = if exptime == pb::NO_AUTOVIVIFY {
-        ctx.delta(req.key, incr, delta, req.cas, None, None, |e, v| (v, e.cas()))
-            .map(|(r, _)| r)
-            .map_err(CounterFailed::Delta)
-    } else {
-        ctx.delta_or_add(req.key, incr, delta, req.cas, initial, exptime as i64)
-    };
-    match r {
-        Ok((value, cas)) => {
+    let create = (exptime != pb::NO_AUTOVIVIFY).then_some((initial, exptime as i64));
+    match ctx.delta(req.key, incr, delta, req.cas, create, None, |e, v| (v, e.cas())) {
+        Ok(((value, cas), _)) => {
             if !req.is_quiet() {
                 pb::write_counter(out, op, opaque, cas, value);
             }
         }
-        Err(CounterFailed::AddNoMemory) => {
+        Err(DeltaOutcome::CreateNoMemory) => {
             pb::write_error_text(out, op, Status::OutOfMemory, opaque, pb::oom::ALLOCATING_NEW_ITEM)
         }
-        Err(CounterFailed::AddNotStored) => error(out, req, Status::NotStored),
-        Err(CounterFailed::Delta(DeltaOutcome::NotFound | DeltaOutcome::Value { .. })) => {
-            error(out, req, Status::KeyNotFound)
-        }
-        Err(CounterFailed::Delta(DeltaOutcome::Exists)) => error(out, req, Status::KeyExists),
-        Err(CounterFailed::Delta(DeltaOutcome::NonNumeric)) => error(out, req, Status::DeltaBadValue),
-        Err(CounterFailed::Delta(DeltaOutcome::NoMemory)) => {
+        Err(DeltaOutcome::NotFound | DeltaOutcome::Value { .. }) => error(out, req, Status::KeyNotFound),
+        Err(DeltaOutcome::Exists) => error(out, req, Status::KeyExists),
+        Err(DeltaOutcome::NonNumeric) => error(out, req, Status::DeltaBadValue),
+        Err(DeltaOutcome::NoMemory) => {
             pb::write_error_text(out, op, Status::OutOfMemory, opaque, pb::oom::INCREMENTING_VALUE)
         }
     }

@@ -126,17 +126,6 @@ pub enum Deleted {
     NoMemory,
 }
 
-/// Why a binary incr/decr that may create its counter failed (`Ctx::delta_or_add`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CounterFailed {
-    /// The incr/decr failed (never `NotFound` or `Value`).
-    Delta(DeltaOutcome),
-    /// The add found no memory (or room) for the new item.
-    AddNoMemory,
-    /// The add found the key created meanwhile.
-    AddNotStored,
-}
-
 impl Ctx<'_> {
     /// `key` with its hash, for `fetch` (see `server::ahead` for where else hashes come from).
     #[inline]
@@ -150,32 +139,25 @@ impl Ctx<'_> {
     /// (Expired and flushed finds are counted by the store, for every command that looks.)
     pub fn fetch<R>(&self, key: Hashed<'_>, touch: Option<i64>, hit: impl FnOnce(&Entry<'_>) -> R) -> Option<R> {
         let opts = touch.map_or(GetOpts::GET, GetOpts::touch);
+        let r = self.shared.store.get_hashed(key, opts, |e| (hit(e), e.class()));
+        self.shared.detail.get(key.key, r.is_ok());
+        self.count_access(touch.is_some(), r.as_ref().ok().map(|&(_, class)| class));
+        r.ok().map(|(r, _)| r)
+    }
+
+    /// One retrieval or touch counted: the command, then a hit in the item's class or a miss.
+    fn count_access(&self, touched: bool, hit: Option<u8>) {
         let s = self.stats;
-        if touch.is_some() {
+        match (touched, hit) {
+            (false, Some(class)) => s.slab[class as usize].get_hits.inc(),
+            (true, Some(class)) => s.slab[class as usize].touch_hits.inc(),
+            (false, None) => s.get_misses.inc(),
+            (true, None) => s.touch_misses.inc(),
+        }
+        if touched {
             s.touch_cmds.inc();
         } else {
             s.get_cmds.inc();
-        }
-        let r = self.shared.store.get_hashed(key, opts, |e| (hit(e), e.class()));
-        self.shared.detail.get(key.key, r.is_ok());
-        match r {
-            Ok((r, class)) => {
-                let slab = &s.slab[class as usize];
-                if touch.is_some() {
-                    slab.touch_hits.inc();
-                } else {
-                    slab.get_hits.inc();
-                }
-                Some(r)
-            }
-            Err(_) => {
-                if touch.is_some() {
-                    s.touch_misses.inc();
-                } else {
-                    s.get_misses.inc();
-                }
-                None
-            }
         }
     }
 
@@ -197,23 +179,15 @@ impl Ctx<'_> {
             Some(cas) => store.get_or_create(key, opts, cas, f),
             None => store.get(key, opts, f),
         };
-        let s = self.stats;
         match r {
             Ok(((r, _), _)) if late_error => Some(r),
-            Ok(((r, true), class)) => {
-                s.touch_cmds.inc();
-                s.slab[class as usize].touch_hits.inc();
-                Some(r)
-            }
-            Ok(((r, false), class)) => {
-                s.get_cmds.inc();
-                s.slab[class as usize].get_hits.inc();
+            Ok(((r, touched), class)) => {
+                self.count_access(touched, Some(class));
                 Some(r)
             }
             Err(_) => {
                 // A miss counts as a get even with `T` (memcached knows it touched only on a hit).
-                s.get_cmds.inc();
-                s.get_misses.inc();
+                self.count_access(false, None);
                 None
             }
         }
@@ -221,18 +195,9 @@ impl Ctx<'_> {
 
     /// `touch` (text and binary): a new exptime for a live item, `hit` encoding the reply.
     pub fn touch<R>(&self, key: &[u8], exptime: i64, hit: impl FnOnce(&Entry<'_>) -> R) -> Option<R> {
-        let s = self.stats;
-        s.touch_cmds.inc();
-        match self.shared.store.get(key, GetOpts::touch(exptime), |e| (hit(e), e.class())) {
-            Ok((r, class)) => {
-                s.slab[class as usize].touch_hits.inc();
-                Some(r)
-            }
-            Err(_) => {
-                s.touch_misses.inc();
-                None
-            }
-        }
+        let r = self.shared.store.get(key, GetOpts::touch(exptime), |e| (hit(e), e.class()));
+        self.count_access(true, r.as_ref().ok().map(|&(_, class)| class));
+        r.ok().map(|(r, _)| r)
     }
 
     /// Meta `me`: look without counting an access.
@@ -370,9 +335,10 @@ impl Ctx<'_> {
         }
     }
 
-    /// incr/decr (text `incr`/`decr`, binary without creation, meta `ma`): `hit` sees the
-    /// changed or created item and the new number under its lock. `create`: (initial, client
-    /// exptime) for a missing item (meta `N`); a created item counts neither hit nor miss.
+    /// incr/decr (text `incr`/`decr`, binary, meta `ma`): `hit` sees the changed or created
+    /// item and the new number under its lock. `create`: (initial, client exptime) for a
+    /// missing item (binary unless its exptime is all ones, meta `N`); it holds `initial`, the
+    /// delta not applied, and counts neither a hit, a miss nor a set (memcached `add`s it).
     /// Returns `hit`'s result and whether the item was created.
     #[allow(clippy::too_many_arguments)]
     pub fn delta<R>(
@@ -390,65 +356,14 @@ impl Ctx<'_> {
             .store
             .delta_with(key, incr, delta, cas, create, new_cas, |e, v| (hit(e, v), e.class(), e.created));
         let s = self.stats;
-        match r {
-            Ok((r, class, created)) => {
-                if !created {
-                    let slab = &s.slab[class as usize];
-                    if incr {
-                        slab.incr_hits.inc();
-                    } else {
-                        slab.decr_hits.inc();
-                    }
-                }
-                Ok((r, created))
-            }
-            Err(miss) => {
-                if miss == DeltaOutcome::NotFound {
-                    if incr {
-                        s.incr_misses.inc();
-                    } else {
-                        s.decr_misses.inc();
-                    }
-                }
-                Err(miss)
-            }
+        match (&r, incr) {
+            (Ok((_, class, false)), true) => s.slab[*class as usize].incr_hits.inc(),
+            (Ok((_, class, false)), false) => s.slab[*class as usize].decr_hits.inc(),
+            (Err(DeltaOutcome::NotFound), true) => s.incr_misses.inc(),
+            (Err(DeltaOutcome::NotFound), false) => s.decr_misses.inc(),
+            _ => {}
         }
-    }
-
-    /// Binary incr/decr that may create the counter: memcached `add`s a missing key holding
-    /// `initial` (the delta not applied, client exptime `exptime`), which counts neither a hit,
-    /// a miss nor a set. Returns the number and the item's CAS.
-    pub fn delta_or_add(
-        &self,
-        key: &[u8],
-        incr: bool,
-        delta: u64,
-        cas: u64,
-        initial: u64,
-        exptime: i64,
-    ) -> Result<(u64, u64), CounterFailed> {
-        let store = &self.shared.store;
-        match store.delta(key, incr, delta, cas, None, None) {
-            DeltaOutcome::Value { value, cas, class } => {
-                let slab = &self.stats.slab[class as usize];
-                if incr {
-                    slab.incr_hits.inc();
-                } else {
-                    slab.decr_hits.inc();
-                }
-                Ok((value, cas))
-            }
-            DeltaOutcome::NotFound => {
-                let mut digits = itoa::Buffer::new();
-                let req = StoreReq::new(Mode::Add, key, digits.format(initial).as_bytes(), 0, exptime);
-                match store.store(&req) {
-                    StoreOutcome::Stored { cas } => Ok((initial, cas)),
-                    StoreOutcome::TooLarge | StoreOutcome::NoMemory => Err(CounterFailed::AddNoMemory),
-                    _ => Err(CounterFailed::AddNotStored),
-                }
-            }
-            other => Err(CounterFailed::Delta(other)),
-        }
+        r.map(|(r, _, created)| (r, created))
     }
 
     /// `flush_all` (text, binary): false when `-F` forbids it.

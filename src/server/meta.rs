@@ -139,6 +139,11 @@ pub fn finish_staged(ctx: &Ctx<'_>, st: Staged, out: &mut Out) {
 /// whatever the mode and replies even with `q`.
 fn fail_unstored(ctx: &Ctx<'_>, key: &[u8], failed: StoreOutcome, out: &mut Vec<u8>) {
     ctx.refuse_store(Dialect::Meta, false, key, failed);
+    unstored(failed, out);
+}
+
+/// The reply to a store refused for size (`TooLarge`) or memory (`NoMemory`).
+fn unstored(failed: StoreOutcome, out: &mut Vec<u8>) {
     out.extend_from_slice(if failed == StoreOutcome::TooLarge {
         pm::OBJECT_TOO_LARGE
     } else {
@@ -181,11 +186,7 @@ fn ms_data(ctx: &Ctx<'_>, req: &MetaRequest<'_>, value: Value<'_>, terminated: b
         StoreOutcome::NotStored => SetStatus::NotStored,
         StoreOutcome::Exists => SetStatus::Exists,
         StoreOutcome::NotFound => SetStatus::NotFound,
-        StoreOutcome::TooLarge | StoreOutcome::NoMemory => {
-            let too_large = outcome == StoreOutcome::TooLarge;
-            out.extend_from_slice(if too_large { pm::OBJECT_TOO_LARGE } else { pm::OUT_OF_MEMORY_STORING });
-            return;
-        }
+        StoreOutcome::TooLarge | StoreOutcome::NoMemory => return unstored(outcome, out),
     };
     let new_cas = match outcome {
         StoreOutcome::Stored { cas } => cas,
@@ -234,7 +235,9 @@ fn ma(ctx: &Ctx<'_>, req: &MetaRequest<'_>, out: &mut Vec<u8>) {
         Err(DeltaOutcome::NotFound) => pm::encode_ma_miss(out, req, ArithMiss::NotFound),
         Err(DeltaOutcome::Exists) => pm::encode_ma_miss(out, req, ArithMiss::Exists),
         Err(DeltaOutcome::NonNumeric) => out.extend_from_slice(pm::NON_NUMERIC_VALUE),
-        Err(DeltaOutcome::NoMemory | DeltaOutcome::Value { .. }) => out.extend_from_slice(pm::OUT_OF_MEMORY),
+        Err(DeltaOutcome::NoMemory | DeltaOutcome::CreateNoMemory | DeltaOutcome::Value { .. }) => {
+            out.extend_from_slice(pm::OUT_OF_MEMORY)
+        }
     }
 }
 

@@ -91,6 +91,12 @@ impl Out {
         self.buf.truncate(n);
     }
 
+    /// Bytes of the values pinned right after `buf[..offset]` (0 if none): what a reader of
+    /// the buffer alone (the `-vv` trace) must account for.
+    pub fn pinned_at(&self, offset: usize) -> usize {
+        self.pins.iter().rev().take_while(|p| p.0 >= offset).filter(|p| p.0 == offset).map(|p| p.1.value().len()).sum()
+    }
+
     /// Nothing left to write.
     pub fn is_done(&self) -> bool {
         self.sent == self.buf.len() && self.pins.is_empty()

@@ -32,7 +32,16 @@ fn put(out: &mut Vec<u8>, noreply: bool, r: &[u8]) {
 pub fn refuse_store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, why: StoreOutcome, out: &mut Vec<u8>) {
     super::watch::store_refused(ctx.shared, sc.key, mode_of(sc.kind), &why);
     ctx.refuse_store(Dialect::Text, sc.kind == StoreKind::Set, sc.key, why);
-    put(out, sc.noreply, if why == StoreOutcome::TooLarge { reply::TOO_LARGE } else { reply::NO_MEMORY });
+    put(out, sc.noreply, unstored(why));
+}
+
+/// The reply to a store refused for size (`TooLarge`) or memory (`NoMemory`).
+fn unstored(why: StoreOutcome) -> &'static [u8] {
+    if why == StoreOutcome::TooLarge {
+        reply::TOO_LARGE
+    } else {
+        reply::NO_MEMORY
+    }
 }
 
 /// A staged storage command whose value (and terminator) has arrived.
@@ -79,8 +88,7 @@ pub fn store(ctx: &Ctx<'_>, sc: &StoreCmd<'_>, value: Value<'_>, terminated: boo
         StoreOutcome::NotStored => reply::NOT_STORED,
         StoreOutcome::Exists => reply::EXISTS,
         StoreOutcome::NotFound => reply::NOT_FOUND,
-        StoreOutcome::TooLarge => reply::TOO_LARGE,
-        StoreOutcome::NoMemory => reply::NO_MEMORY,
+        why @ (StoreOutcome::TooLarge | StoreOutcome::NoMemory) => unstored(why),
     };
     put(out, sc.noreply, r);
 }
@@ -111,7 +119,9 @@ pub fn execute<'i>(ctx: &Ctx<'_>, cmd: Command<'i>, out: &mut Out, ahead: &mut A
             }
             Err(DeltaOutcome::NotFound | DeltaOutcome::Exists) => put(out, noreply, reply::NOT_FOUND),
             Err(DeltaOutcome::NonNumeric) => put(out, noreply, reply::NON_NUMERIC),
-            Err(DeltaOutcome::NoMemory | DeltaOutcome::Value { .. }) => put(out, noreply, reply::NO_MEMORY_DELTA),
+            Err(DeltaOutcome::NoMemory | DeltaOutcome::CreateNoMemory | DeltaOutcome::Value { .. }) => {
+                put(out, noreply, reply::NO_MEMORY_DELTA)
+            }
         },
         Command::Touch { key, exptime, noreply } => {
             let r = match ctx.touch(key, exptime, |_| ()) {

@@ -179,7 +179,10 @@ pub enum DeltaOutcome {
     NotFound,
     NonNumeric,
     Exists,
+    /// No memory for the changed number's new item.
     NoMemory,
+    /// No memory (or room) for the item `create` asked for (binary tells the two apart).
+    CreateNoMemory,
 }
 
 /// Result of delete.
@@ -1085,16 +1088,6 @@ impl Store {
         self.slabs.free(r, self.slabs.ptr(r));
     }
 
-    /// Delete `key` if present (used when a set fails, so stale data does not persist).
-    fn drop_key(&self, key: &[u8]) {
-        let h = self.hash(key);
-        let shard = self.shard(h);
-        let mut table = shard.index.lock();
-        if let Some(r) = self.find(&table, h, key) {
-            self.unlink_locked(&mut table, shard, h, r);
-        }
-    }
-
     /// set / add / replace / append / prepend / cas.
     pub fn store(&self, req: &StoreReq<'_>) -> StoreOutcome {
         self.store_sized(req).0
@@ -1132,16 +1125,10 @@ impl Store {
         if self.too_large(req.key.len(), req.value.len(), req.flags)
             || self.slabs.class_for(item::item_size(req.key.len(), req.value.len())).is_none()
         {
-            if req.mode == Mode::Set {
-                self.drop_key(req.key);
-            }
             return StoreOutcome::TooLarge;
         }
         let exptime = self.clock.realtime(req.exptime);
         let Some(r) = self.build(req.key, &[req.value], req.flags, exptime) else {
-            if req.mode == Mode::Set {
-                self.drop_key(req.key);
-            }
             return StoreOutcome::NoMemory;
         };
         self.store_whole_in(req, r)
@@ -1321,11 +1308,11 @@ impl Store {
                         return Err(DeltaOutcome::NotFound);
                     };
                     if key.len() > KEY_MAX {
-                        return Err(DeltaOutcome::NoMemory);
+                        return Err(DeltaOutcome::CreateNoMemory);
                     }
                     let digits = buf.format(initial).as_bytes();
                     let Some(r) = self.build(key, &[digits], 0, self.clock.realtime(exptime)) else {
-                        return Err(DeltaOutcome::NoMemory);
+                        return Err(DeltaOutcome::CreateNoMemory);
                     };
                     let now = self.clock.now();
                     let mut table = shard.index.lock();

@@ -156,12 +156,13 @@ fn flush_all_now_and_delayed() {
 }
 
 #[test]
-fn too_large_removes_old_item() {
+fn too_large_is_refused_and_leaves_the_old_item() {
+    // Whether a failed store drops the old item is each protocol's rule (`server::exec`).
     let s = store_with(8, true);
     set(&s, b"b", b"small");
     let big = vec![b'x'; 1048576 - 48 - 8 - 2 - 2 + 1];
     assert_eq!(set(&s, b"b", &big), StoreOutcome::TooLarge);
-    assert!(get(&s, b"b").is_none());
+    assert_eq!(get(&s, b"b").as_deref(), Some(&b"small"[..]));
     let fits = vec![b'x'; 1048516];
     assert!(matches!(set(&s, b"b", &fits), StoreOutcome::Stored { .. }));
 }
