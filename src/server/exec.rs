@@ -221,7 +221,9 @@ impl Ctx<'_> {
 
     /// A storage command refused before its value was stored (`why`: `TooLarge` or
     /// `NoMemory`): counted as memcached counts it, and the old item dropped where memcached
-    /// drops it (`sent_set`: the command was a `set`, with or without a CAS).
+    /// drops it (`sent_set`: the command was a `set`, with or without a CAS), so stale data
+    /// does not outlive a failed set. The one place that rule lives: the store leaves the old
+    /// item alone when a store fails.
     pub fn refuse_store(&self, d: Dialect, sent_set: bool, key: &[u8], why: StoreOutcome) {
         if d.counts_refusals() {
             if why == StoreOutcome::TooLarge {
