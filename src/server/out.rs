@@ -261,7 +261,8 @@ mod tests {
     }
 
     fn store() -> Arc<Store> {
-        // Under Miri, 4 MB (as the pin tests run there: `cargo +nightly miri test --lib out::`).
+        // Under Miri, 4 MB (as the pin tests run there: `MIRIFLAGS=-Zmiri-disable-isolation
+        // cargo +nightly miri test --lib out::`; the store's clock reads the real time).
         let limit_bytes = if cfg!(miri) { 4 << 20 } else { 64 << 20 };
         let s = Arc::new(Store::new(&StoreConfig { limit_bytes, ..StoreConfig::default() }, Arc::new(Clock::new())));
         for (k, n) in [(&b"big"[..], 10_000usize), (b"huge", 100_000), (b"small", 10)] {
