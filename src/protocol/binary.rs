@@ -322,11 +322,13 @@ pub fn parse_header(buf: &[u8]) -> Header {
     }
 }
 
-fn be32(b: &[u8]) -> u32 {
+/// A big-endian u32 from the first 4 bytes of `b`.
+pub fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
-fn be64(b: &[u8]) -> u64 {
+/// A big-endian u64 from the first 8 bytes of `b`.
+pub fn be64(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[..8]);
     u64::from_be_bytes(a)

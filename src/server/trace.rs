@@ -181,18 +181,17 @@ pub fn binary_request(ctx: &Ctx<'_>, head: &[u8]) {
     let key = String::from_utf8_lossy(key);
     let vlen = (h.body_len as usize).saturating_sub(ext + klen);
     use Opcode::*;
-    match Opcode::from_u8(h.opcode) {
-        Some(Get | GetQ | GetK | GetKQ) => print(format_args!("<{fd} GET {key}")),
-        Some(Touch | Gat | GatQ | GatK | GatKQ) => print(format_args!("<{fd} TOUCH {key}")),
-        Some(Set | SetQ) => print(format_args!("<{fd} SET {key} Value len is {vlen}")),
-        Some(Add | AddQ) => print(format_args!("<{fd} ADD {key} Value len is {vlen}")),
-        Some(Replace | ReplaceQ) => print(format_args!("<{fd} REPLACE {key} Value len is {vlen}")),
-        Some(Append | AppendQ | Prepend | PrependQ) => print(format_args!("Value len is {vlen}")),
-        Some(Delete | DeleteQ) => print(format_args!("Deleting {key}")),
+    match Opcode::from_u8(h.opcode).map(Opcode::base) {
+        Some(Get | GetK) => print(format_args!("<{fd} GET {key}")),
+        Some(Touch | Gat | GatK) => print(format_args!("<{fd} TOUCH {key}")),
+        Some(Set) => print(format_args!("<{fd} SET {key} Value len is {vlen}")),
+        Some(Add) => print(format_args!("<{fd} ADD {key} Value len is {vlen}")),
+        Some(Replace) => print(format_args!("<{fd} REPLACE {key} Value len is {vlen}")),
+        Some(Append | Prepend) => print(format_args!("Value len is {vlen}")),
+        Some(Delete) => print(format_args!("Deleting {key}")),
         // memcached says "incr" for both and prints the expiration as a signed int
-        Some(Increment | IncrementQ | Decrement | DecrementQ) if extras.len() == 20 => {
-            let be = |r: std::ops::Range<usize>| extras[r].iter().fold(0u64, |n, &b| n << 8 | b as u64);
-            let (delta, initial, exptime) = (be(0..8), be(8..16), be(16..20) as u32 as i32);
+        Some(Increment | Decrement) if extras.len() == 20 => {
+            let (delta, initial, exptime) = (pb::be64(extras), pb::be64(&extras[8..]), pb::be32(&extras[16..]) as i32);
             print(format_args!("incr {key} {delta}, {initial}, {exptime}"));
         }
         Some(Stat) => print(format_args!("<{fd} STATS {key}")),
@@ -231,7 +230,7 @@ fn binary_replies_in(ctx: &Ctx<'_>, buf: &[u8], mark: usize, pinned: impl Fn(usi
             let mut header = [0u8; pb::HEADER_LEN];
             header.copy_from_slice(&buf[at..at + pb::HEADER_LEN]);
             use Opcode::*;
-            if matches!(op, Some(Get | GetQ | GetK | GetKQ | Touch | Gat | GatQ | GatK | GatKQ)) {
+            if matches!(op.map(Opcode::base), Some(Get | GetK | Touch | Gat | GatK)) {
                 header[16..].fill(0);
             }
             let rows = hex_rows(&format!("\n>{fd}  "), &header);
